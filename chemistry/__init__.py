@@ -1,0 +1,1 @@
+"""Pure cheminformatics for Sentinel-NPS: strings and arrays in, frozen dataclasses out."""
