@@ -1,0 +1,1 @@
+"""The Sentinel-NPS service: HTTP API, web console, database, scheduler and CLI."""

@@ -1,0 +1,245 @@
+"""The `sentinel` command line (command and option names are a contract)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import audit
+from app.db import make_engine, make_sessionmaker, utc_now
+from app.migrate import upgrade
+from app.models import ApiKey, Organisation, User
+from app.models.enums import ApiRole, OrganisationKind, UserRole
+from app.security import generate_api_key, hash_password
+from app.settings import Settings
+
+cli = typer.Typer(
+    help="Sentinel-NPS: early warning system for new psychoactive substances.", no_args_is_help=True
+)
+db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
+orgs_cli = typer.Typer(help="Organisations (labs, agencies, ministries).", no_args_is_help=True)
+keys_cli = typer.Typer(help="API keys.", no_args_is_help=True)
+users_cli = typer.Typer(help="Console users (officers, admins).", no_args_is_help=True)
+references_cli = typer.Typer(help="The reference-standard library.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(orgs_cli, name="orgs")
+cli.add_typer(keys_cli, name="keys")
+cli.add_typer(users_cli, name="users")
+cli.add_typer(references_cli, name="references")
+
+
+def _sessions() -> sessionmaker[Session]:
+    return make_sessionmaker(make_engine(Settings().database_url))
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def _cli_audit(
+    session: Session, action: str, object_type: str, object_id: object, **detail: object
+) -> None:
+    audit.record(
+        session,
+        None,
+        action,
+        object_type,
+        object_id,
+        actor="cli",
+        detail={key: str(value) for key, value in detail.items()},
+    )
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations (creates the database if it does not exist)."""
+    settings = Settings()
+    upgrade(make_engine(settings.database_url))
+    typer.echo("database at head")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind")] = None,
+    port: Annotated[int | None, typer.Option(help="port to bind")] = None,
+    scheduler: Annotated[
+        bool, typer.Option("--scheduler/--no-scheduler", help="run jobs in this process")
+    ] = False,
+) -> None:
+    """Serve the HTTP API and the web console."""
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = Settings()
+    if scheduler:
+        settings = settings.model_copy(update={"run_scheduler": True})
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level,
+        proxy_headers=False,
+    )
+
+
+@orgs_cli.command("create")
+def orgs_create(
+    name: str,
+    kind: Annotated[OrganisationKind, typer.Option(help="lab, agency or ministry")] = (
+        OrganisationKind.LAB
+    ),
+    country: Annotated[str | None, typer.Option(help="ISO 3166-1 alpha-2")] = None,
+) -> None:
+    """Create an organisation."""
+    sessions = _sessions()
+    with sessions.begin() as session:
+        if session.scalar(select(Organisation).where(Organisation.name == name)):
+            raise _fail(f"organisation {name!r} already exists")
+        org = Organisation(name=name, kind=kind, country=country.upper() if country else None)
+        session.add(org)
+        session.flush()
+        _cli_audit(
+            session, "organisation.create", "organisation", org.id, name=name, kind=kind.value
+        )
+        typer.echo(f"created organisation {org.id}: {name} ({kind.value})")
+
+
+@keys_cli.command("create")
+def keys_create(
+    org: Annotated[str, typer.Option(help="organisation name")],
+    role: Annotated[ApiRole, typer.Option(help="lab, officer, subscriber or admin")],
+    label: Annotated[str, typer.Option(help="a note on what the key is for")] = "",
+) -> None:
+    """Create an API key and print it on stdout (it is shown only this once)."""
+    sessions = _sessions()
+    with sessions.begin() as session:
+        organisation = session.scalar(select(Organisation).where(Organisation.name == org))
+        if organisation is None:
+            raise _fail(f"no organisation named {org!r}")
+        new = generate_api_key()
+        key = ApiKey(
+            prefix=new.prefix,
+            key_hash=new.key_hash,
+            role=role,
+            organisation_id=organisation.id,
+            label=label,
+        )
+        session.add(key)
+        session.flush()
+        _cli_audit(
+            session, "api_key.create", "api_key", new.prefix, role=role.value, organisation=org
+        )
+    typer.echo(new.plaintext)
+    typer.echo(f"key {new.prefix} ({role.value}) for {org}: store it now, it is not kept", err=True)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(prefix: str) -> None:
+    """Revoke the key with this prefix (e.g. snt_ab12cd34)."""
+    sessions = _sessions()
+    with sessions.begin() as session:
+        key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        if key is None:
+            raise _fail(f"no key with prefix {prefix!r}")
+        if key.revoked_at is None:
+            key.revoked_at = utc_now()
+            _cli_audit(session, "api_key.revoke", "api_key", prefix)
+    typer.echo(f"revoked {prefix}")
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return password
+    return sys.stdin.readline().rstrip("\n")
+
+
+@users_cli.command("create")
+def users_create(
+    email: str,
+    role: Annotated[UserRole, typer.Option(help="officer or admin")],
+    org: Annotated[str | None, typer.Option(help="organisation name")] = None,
+) -> None:
+    """Create a console user; the password comes from a prompt or from stdin."""
+    password = _read_password()
+    if len(password) < 12:
+        raise _fail("password must have at least 12 characters")
+    sessions = _sessions()
+    with sessions.begin() as session:
+        if session.scalar(select(User).where(User.email == email.lower())):
+            raise _fail(f"user {email!r} already exists")
+        organisation_id = None
+        if org is not None:
+            organisation = session.scalar(select(Organisation).where(Organisation.name == org))
+            if organisation is None:
+                raise _fail(f"no organisation named {org!r}")
+            organisation_id = organisation.id
+        user = User(
+            email=email.lower(),
+            password_hash=hash_password(password),
+            role=role,
+            organisation_id=organisation_id,
+        )
+        session.add(user)
+        session.flush()
+        _cli_audit(session, "user.create", "user", user.id, email=email, role=role.value)
+    typer.echo(f"created {role.value} {email.lower()}")
+
+
+@references_cli.command("check")
+def references_check(
+    directory: Annotated[Path | None, typer.Option("--dir", help="data folder")] = None,
+) -> None:
+    """Validate the reference data files; exit status 1 with a report on any problem."""
+    from reference_standards import DATA_DIR, load_library
+
+    library = load_library(directory or DATA_DIR)
+    for problem in library.problems:
+        typer.echo(str(problem))
+    typer.echo(f"{len(library.records)} substances, {len(library.problems)} problems")
+    for group, count in library.counts_by("chemical_group").items():
+        typer.echo(f"  {group:24} {count}")
+    if not library.ok:
+        raise typer.Exit(code=1)
+
+
+@references_cli.command("load")
+def references_load(
+    directory: Annotated[Path | None, typer.Option("--dir", help="data folder")] = None,
+) -> None:
+    """Upsert the reference library into the database (idempotent)."""
+    from app.substances.loader import load_library_into
+    from reference_standards import DATA_DIR, load_library
+
+    library = load_library(directory or DATA_DIR)
+    if not library.ok:
+        for problem in library.problems:
+            typer.echo(str(problem), err=True)
+        raise _fail(f"{len(library.problems)} problems in the reference data: nothing loaded")
+    sessions = _sessions()
+    with sessions.begin() as session:
+        counts = load_library_into(session, library)
+        _cli_audit(
+            session,
+            "references.load",
+            "substance",
+            None,
+            added=counts.added,
+            updated=counts.updated,
+            retired=counts.retired,
+        )
+    typer.echo(
+        f"added {counts.added}, updated {counts.updated}, unchanged {counts.unchanged}, "
+        f"retired {counts.retired}"
+    )
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,153 @@
+"""Request dependencies: sessions, the authenticated principal, roles and rate limits."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import utc_now
+from app.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from app.models import ApiKey
+from app.models.enums import ApiRole
+from app.security import api_key_matches, split_api_key
+from app.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: an API key (of an organisation, with a role) or a console user."""
+
+    actor: str  # key prefix or user email
+    actor_type: str  # "api_key" or "user"
+    role: ApiRole
+    organisation_id: int | None
+    key_id: int | None = None
+    user_id: int | None = None
+
+    @property
+    def sees_all_detections(self) -> bool:
+        return self.role in (ApiRole.OFFICER, ApiRole.ADMIN)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request: committed if the route returns, rolled back if it raises."""
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    with sessions.begin() as session:
+        yield session
+
+
+def get_read_session(request: Request) -> Iterator[Session]:
+    """A session for routes that only read (no write lock on SQLite)."""
+    sessions: sessionmaker[Session] = request.app.state.read_sessions
+    with sessions.begin() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+# scope="function": commit before the response is sent, so a failed commit is an error response.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address; X-Forwarded-For is believed only from configured proxies."""
+    peer = request.client.host if request.client else None
+    settings: Settings = request.app.state.settings
+    trusted = {item.strip() for item in settings.trusted_proxies.split(",") if item.strip()}
+    forwarded = request.headers.get("x-forwarded-for")
+    if peer in trusted and forwarded:
+        candidate = forwarded.split(",")[0].strip()
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            return peer
+    return peer
+
+
+def _presented_key(request: Request) -> str | None:
+    authorization = request.headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    header = request.headers.get("x-api-key")
+    return header.strip() if header else None
+
+
+_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def authenticate(request: Request) -> Principal:
+    """Resolve the API key (Authorization: Bearer, or X-API-Key) into a principal."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    presented = _presented_key(request)
+    if presented is None:
+        raise AuthenticationError("missing API key: send 'Authorization: Bearer <key>'")
+    prefix = split_api_key(presented)
+    if prefix is None:
+        raise AuthenticationError("malformed API key")
+    read_sessions: sessionmaker[Session] = request.app.state.read_sessions
+    with read_sessions.begin() as session:
+        key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if key is None or not api_key_matches(presented, key.key_hash):
+        raise AuthenticationError("unknown API key")
+    if key.revoked_at is not None:
+        raise AuthenticationError("API key has been revoked")
+    retry_after = request.app.state.rate_limiter.acquire(prefix)
+    if retry_after:
+        raise RateLimitedError(f"rate limit exceeded for key {prefix}", retry_after=retry_after)
+    now = utc_now()
+    if key.last_used_at is None or now - key.last_used_at > _TOUCH_INTERVAL:
+        sessions: sessionmaker[Session] = request.app.state.sessions
+        with sessions.begin() as session:
+            session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+    principal = Principal(
+        actor=key.prefix,
+        actor_type="api_key",
+        role=key.role,
+        organisation_id=key.organisation_id,
+        key_id=key.id,
+    )
+    request.state.principal = principal
+    return principal
+
+
+AuthenticatedDep = Annotated[Principal, Depends(authenticate)]
+
+
+def require(*roles: ApiRole) -> Callable[[Principal], Principal]:
+    """A dependency that admits only the given roles (admins are always admitted)."""
+    allowed = {*roles, ApiRole.ADMIN}
+
+    def check(principal: AuthenticatedDep) -> Principal:
+        if principal.role not in allowed:
+            names = ", ".join(sorted(role.value for role in allowed))
+            raise PermissionDeniedError(
+                f"role {principal.role.value!r} may not do this (allowed: {names})"
+            )
+        return principal
+
+    return check
+
+
+LabKey = Annotated[Principal, Depends(require(ApiRole.LAB))]
+DetectionReader = Annotated[Principal, Depends(require(ApiRole.LAB, ApiRole.OFFICER))]
+CurrentOfficer = Annotated[Principal, Depends(require(ApiRole.OFFICER))]
+AdminDep = Annotated[Principal, Depends(require())]
+AnyRole = Annotated[
+    Principal,
+    Depends(require(ApiRole.LAB, ApiRole.OFFICER, ApiRole.SUBSCRIBER)),
+]

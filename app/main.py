@@ -1,0 +1,45 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from app import problems
+from app.db import make_engine, make_sessionmaker
+from app.detections.routes import router as detections_router
+from app.health import router as health_router
+from app.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
+from app.migrate import script_heads
+from app.ratelimit import RateLimiter
+from app.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """Build the service for `settings` (read from the environment when not given).
+
+    `engine` lets a caller (tests, the demo) share one engine between several apps.
+    """
+    settings = settings or Settings()
+    logging.basicConfig(level=settings.log_level.upper())
+    app = FastAPI(
+        title="Sentinel-NPS",
+        version="0.1.0",
+        description="Early warning system for new psychoactive substances.",
+    )
+    engine = engine or make_engine(settings.database_url)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_sessionmaker(engine)
+    app.state.read_sessions = make_sessionmaker(engine, read_only=True)
+    app.state.migration_heads = script_heads()
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+
+    problems.install(app)
+    app.include_router(health_router)
+    app.include_router(detections_router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app

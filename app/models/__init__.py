@@ -1,0 +1,26 @@
+"""Every table of the service, re-exported so that Alembic and callers see one metadata."""
+
+from app.models.alert import Alert, AlertEvent, ThreatScore
+from app.models.detection import Cluster, Detection, IdempotencyRecord
+from app.models.organisation import ApiKey, AuditLog, Organisation, User
+from app.models.subscriber import Delivery, EmailChannel, Subscriber, WebhookEndpoint
+from app.models.substance import Substance, SubstanceName
+
+__all__ = [
+    "Alert",
+    "AlertEvent",
+    "ApiKey",
+    "AuditLog",
+    "Cluster",
+    "Delivery",
+    "Detection",
+    "EmailChannel",
+    "IdempotencyRecord",
+    "Organisation",
+    "Subscriber",
+    "Substance",
+    "SubstanceName",
+    "ThreatScore",
+    "User",
+    "WebhookEndpoint",
+]

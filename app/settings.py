@@ -1,0 +1,55 @@
+"""Service settings, read from environment variables prefixed SENTINEL_."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; pure code receives plain values taken from here."""
+
+    model_config = SettingsConfigDict(env_prefix="SENTINEL_", extra="ignore")
+
+    database_url: str = "sqlite:///./sentinel.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Signs web-console session cookies and CSRF tokens and encrypts webhook secrets at rest.
+    # The default is for development only; set a long random value in production.
+    secret_key: SecretStr = SecretStr("dev-insecure-change-me-0123456789abcdef")
+    # Public base URL used in links inside alerts (emails, webhooks, CAP).
+    public_url: str = "http://127.0.0.1:8000"
+    # Trust X-Forwarded-For from these proxies only (comma-separated addresses).
+    trusted_proxies: str = ""
+
+    # Request limits.
+    max_body_bytes: int = 2_000_000
+    rate_limit_per_minute: int = 600  # per API key
+    rate_limit_burst: int = 120
+
+    # Scheduler.
+    run_scheduler: bool = False  # `sentinel serve` runs an in-process scheduler only when asked
+    score_interval_minutes: int = 15
+    deliver_interval_seconds: int = 5
+
+    # Email (names are a contract).
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    mail_from: str = "sentinel-nps@localhost"
+    # Webhooks: CIDRs admitted despite being private (names are a contract).
+    webhook_allowed_networks: str = ""
+
+    reference_dir: Path | None = Field(
+        default=None, description="reference data folder; the packaged library when unset"
+    )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
