@@ -241,5 +241,49 @@ def references_load(
     )
 
 
+@cli.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="where the demo keeps its files")] = Path(
+        "demo-data"
+    ),
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="keep serving after the summary")
+    ] = True,
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to bind")] = 8000,
+) -> None:
+    """Run the demonstration on a fresh SQLite database under --data-dir."""
+    from app.demo import prepare
+
+    setup = prepare(data_dir)
+    counts = setup.references
+    typer.echo(f"database: {setup.settings.database_url}")
+    typer.echo(f"reference standards loaded: {counts.added} added, {counts.updated} updated")
+    if setup.reference_problems:
+        typer.echo(
+            f"warning: {setup.reference_problems} reference rows have problems "
+            "(see 'sentinel references check')",
+            err=True,
+        )
+    url = f"http://{host}:{port}"
+    typer.echo(f"demo lab key: {setup.lab_key}")
+    typer.echo("post a detection:")
+    typer.echo(
+        f"  curl -s -X POST {url}/v1/detections -H 'Authorization: Bearer {setup.lab_key}' "
+        '-H \'content-type: application/json\' -d \'{"substance": {"smiles": '
+        '"CCCCCn1cc(C(=O)c2cccc3ccccc23)c2ccccc21"}, "detected_on": "2026-01-15", '
+        '"country": "DE", "sample_type": "seizure"}\''
+    )
+    typer.echo(f"API docs: {url}/docs")
+    if serve_after:
+        import uvicorn
+
+        from app.main import create_app
+
+        uvicorn.run(
+            create_app(setup.settings), host=host, port=port, log_level=setup.settings.log_level
+        )
+
+
 def main() -> None:
     cli()
