@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from app import problems
 from app.db import make_engine, make_sessionmaker
 from app.detections.routes import router as detections_router
+from app.enrichment import Enricher
 from app.health import router as health_router
 from app.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from app.migrate import script_heads
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.read_sessions = make_sessionmaker(engine, read_only=True)
     app.state.migration_heads = script_heads()
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.enricher = Enricher()
 
     problems.install(app)
     app.include_router(health_router)

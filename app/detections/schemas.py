@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pycountry
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from app.models.enums import DetectionContext, SampleType, Technique
 
@@ -81,18 +88,44 @@ class DetectionCreate(Strict):
             raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
         return code
 
-    @model_validator(mode="after")
-    def region_in_country(self) -> DetectionCreate:
-        if self.region is None:
-            return self
-        code = self.region.strip().upper()
+    @field_validator("region")
+    @classmethod
+    def region_in_country(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        code = value.strip().upper()
         subdivision = pycountry.subdivisions.get(code=code)  # type: ignore[no-untyped-call]
         if subdivision is None:
-            raise ValueError(f"region {self.region!r} is not an ISO 3166-2 code")
-        if subdivision.country_code != self.country:
-            raise ValueError(f"region {code} is not in country {self.country}")
-        self.region = code
-        return self
+            raise ValueError(f"{value!r} is not an ISO 3166-2 subdivision code")
+        country = info.data.get("country")
+        if country is not None and subdivision.country_code != country:
+            raise ValueError(f"{code} is not in country {country}")
+        return code
+
+
+class DetectionUpdate(Strict):
+    """A lab's correction: any subset of the fields of DetectionCreate."""
+
+    substance: SubstanceInput | None = None
+    detected_on: date | None = None
+    country: str | None = None
+    region: str | None = None
+    sample_type: SampleType | None = None
+    context: DetectionContext | None = None
+    technique: Technique | None = None
+    purity_percent: float | None = Field(default=None, ge=0, le=100)
+    quantity: Quantity | None = None
+    co_detected: list[SubstanceInput] | None = Field(default=None, max_length=20)
+    lab_reference: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+MAX_BATCH = 1000
+
+
+class DetectionBatch(Strict):
+    """Up to MAX_BATCH records, each validated on its own (a bad record does not stop the rest)."""
+
+    detections: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class MatchRead(BaseModel):
@@ -145,8 +178,27 @@ class DetectionRead(BaseModel):
     lab_reference: str | None
     created_at: datetime
     updated_at: datetime
+    withdrawn_at: datetime | None = None
 
-    @field_validator("created_at", "updated_at")
-    @classmethod
-    def utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+
+class FieldErrorRead(BaseModel):
+    field: str
+    reason: str
+
+
+class BatchRecordResult(BaseModel):
+    index: int
+    status: str = Field(description="accepted or rejected")
+    detection: DetectionRead | None = None
+    errors: list[FieldErrorRead] = Field(default_factory=list)
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[BatchRecordResult]
+
+
+class DetectionPage(BaseModel):
+    items: list[DetectionRead]
+    next_cursor: str | None

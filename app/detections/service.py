@@ -1,70 +1,144 @@
-"""Detection intake and reads, with object-level authorization (labs see only their own)."""
+"""Detection intake, reads, corrections and withdrawals (labs see only their own)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
+from pydantic import ValidationError
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.db import utc_now
 from app.deps import Principal
-from app.detections.schemas import DetectionCreate
-from app.enrichment import enrich
-from app.errors import ConflictError, NotFoundError
-from app.models import Detection
-from app.models.enums import DetectionStatus
+from app.detections.schemas import DetectionCreate, DetectionUpdate
+from app.enrichment import Enricher
+from app.errors import ConflictError, FieldError, InvalidFieldsError, NotFoundError
+from app.models import Detection, Substance
+from app.models.enums import DetectionContext, DetectionStatus, SampleType
+from app.problems import validation_errors
+from chemistry.vocabulary import ChemicalGroup, EffectGroup
 
 
-def create(session: Session, principal: Principal, body: DetectionCreate) -> Detection:
-    """Enrich and store one detection for the principal's organisation."""
-    assert principal.organisation_id is not None  # every API key belongs to an organisation
+def _apply(
+    detection: Detection, body: DetectionCreate, enricher: Enricher, session: Session
+) -> None:
+    """Set every stored field of `detection` from a validated body, enriching the substance."""
     kind, text = body.substance.kind_and_text
-    enrichment = enrich(session, kind, text)
-    if body.lab_reference is not None:
-        clash = (
-            session.query(Detection.id)
-            .filter_by(organisation_id=principal.organisation_id, lab_reference=body.lab_reference)
-            .first()
-        )
-        if clash is not None:
-            raise ConflictError(
-                f"lab_reference {body.lab_reference!r} is already used by detection {clash.id}"
-            )
+    enrichment = enricher.enrich(session, kind, text)
     identity = enrichment.identity
     analysis = enrichment.analysis
-    detection = Detection(
-        organisation_id=principal.organisation_id,
-        input_type=enrichment.input_type,
-        input_text=text,
-        smiles=identity.smiles if identity else None,
-        inchikey=identity.inchikey if identity else None,
-        formula=identity.formula if identity else None,
-        exact_mass=identity.exact_mass if identity else None,
-        substance_id=enrichment.substance.id if enrichment.substance else None,
-        chemical_group=analysis.get("chemical_group"),
-        effect_group=analysis.get("effect_group"),
-        effect_confidence=analysis.get("effect_confidence"),
-        enrichment={
-            "match": analysis.get("match"),
-            "nearest": analysis.get("nearest", []),
-            "analogue_of": analysis.get("analogue_of", []),
-            "generic_definitions": analysis.get("generic_definitions", []),
-        },
-        unidentified_name=enrichment.unidentified,
-        detected_on=body.detected_on,
-        country=body.country,
-        region=body.region,
-        sample_type=body.sample_type,
-        context=body.context,
-        technique=body.technique,
-        purity_percent=body.purity_percent,
-        quantity=body.quantity.value if body.quantity else None,
-        quantity_unit=body.quantity.unit if body.quantity else None,
-        co_detected=[item.model_dump(exclude_none=True) for item in body.co_detected],
-        lab_reference=body.lab_reference,
+    detection.input_type = enrichment.input_type
+    detection.input_text = text
+    detection.smiles = identity.smiles if identity else None
+    detection.inchikey = identity.inchikey if identity else None
+    detection.formula = identity.formula if identity else None
+    detection.exact_mass = identity.exact_mass if identity else None
+    detection.substance_id = enrichment.substance_id
+    group, effect = analysis.get("chemical_group"), analysis.get("effect_group")
+    detection.chemical_group = ChemicalGroup(group) if group else None
+    detection.effect_group = EffectGroup(effect) if effect else None
+    detection.effect_confidence = analysis.get("effect_confidence")
+    detection.enrichment = {
+        key: analysis.get(key) for key in ("match", "nearest", "analogue_of", "generic_definitions")
+    }
+    detection.unidentified_name = enrichment.unidentified
+    detection.detected_on = body.detected_on
+    detection.country = body.country
+    detection.region = body.region
+    detection.sample_type = body.sample_type
+    detection.context = body.context
+    detection.technique = body.technique
+    detection.purity_percent = body.purity_percent
+    detection.quantity = body.quantity.value if body.quantity else None
+    detection.quantity_unit = body.quantity.unit if body.quantity else None
+    detection.co_detected = [item.model_dump(exclude_none=True) for item in body.co_detected]
+    detection.lab_reference = body.lab_reference
+
+
+def _lab_reference_clash(
+    session: Session, organisation_id: int, lab_reference: str | None, exclude_id: int | None = None
+) -> int | None:
+    if lab_reference is None:
+        return None
+    query = select(Detection.id).where(
+        Detection.organisation_id == organisation_id, Detection.lab_reference == lab_reference
     )
+    if exclude_id is not None:
+        query = query.where(Detection.id != exclude_id)
+    return session.scalar(query)
+
+
+def create(
+    session: Session,
+    principal: Principal,
+    body: DetectionCreate,
+    enricher: Enricher,
+    *,
+    import_key: str | None = None,
+) -> Detection:
+    """Enrich and store one detection for the principal's organisation."""
+    organisation_id = _organisation(principal)
+    clash = _lab_reference_clash(session, organisation_id, body.lab_reference)
+    if clash is not None:
+        raise ConflictError(
+            f"lab_reference {body.lab_reference!r} is already used by detection {clash}"
+        )
+    detection = Detection(organisation_id=organisation_id, import_key=import_key)
+    _apply(detection, body, enricher, session)
     session.add(detection)
     session.flush()
     return detection
+
+
+def _organisation(principal: Principal) -> int:
+    if principal.organisation_id is None:
+        raise ConflictError("only keys of an organisation can submit detections")
+    return principal.organisation_id
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    index: int
+    detection: Detection | None
+    errors: list[FieldError]
+
+
+def create_many(
+    session: Session, principal: Principal, records: list[Any], enricher: Enricher
+) -> list[RecordOutcome]:
+    """Validate and store each record on its own: good ones are kept, bad ones reported.
+
+    Each record runs in a SAVEPOINT, so a record that fails late (a lab_reference already used,
+    also by an earlier record of the same batch) is rolled back alone.
+    """
+    outcomes: list[RecordOutcome] = []
+    for index, record in enumerate(records):
+        try:
+            body = DetectionCreate.model_validate(record)
+        except ValidationError as error:
+            outcomes.append(RecordOutcome(index, None, validation_errors(error.errors())))
+            continue
+        try:
+            with session.begin_nested():
+                detection = create(session, principal, body, enricher)
+        except InvalidFieldsError as error:
+            outcomes.append(RecordOutcome(index, None, error.errors))
+        except ConflictError as error:
+            outcomes.append(RecordOutcome(index, None, [FieldError("lab_reference", error.detail)]))
+        except IntegrityError:
+            outcomes.append(
+                RecordOutcome(
+                    index, None, [FieldError("lab_reference", "already used by another detection")]
+                )
+            )
+        else:
+            outcomes.append(RecordOutcome(index, detection, []))
+    return outcomes
 
 
 def get_visible(session: Session, principal: Principal, detection_id: int) -> Detection:
@@ -79,6 +153,156 @@ def get_visible(session: Session, principal: Principal, detection_id: int) -> De
     ):
         raise NotFoundError(f"detection {detection_id} not found")
     return detection
+
+
+def get_own(session: Session, principal: Principal, detection_id: int) -> Detection:
+    """A detection the principal's organisation submitted (only its lab may change it)."""
+    detection = session.get(Detection, detection_id)
+    if detection is None or detection.organisation_id != principal.organisation_id:
+        raise NotFoundError(f"detection {detection_id} not found")
+    return detection
+
+
+def correct(
+    session: Session,
+    principal: Principal,
+    detection_id: int,
+    body: DetectionUpdate,
+    enricher: Enricher,
+) -> tuple[Detection, dict[str, Any]]:
+    """Apply a lab's correction; return the detection and the changed fields (before, after)."""
+    detection = get_own(session, principal, detection_id)
+    if detection.status is DetectionStatus.WITHDRAWN:
+        raise ConflictError(f"detection {detection_id} was withdrawn and cannot be corrected")
+    before = view(detection)
+    merged = _as_create_body(detection) | body.model_dump(exclude_unset=True)
+    try:
+        full = DetectionCreate.model_validate(merged)
+    except ValidationError as error:
+        raise InvalidFieldsError(validation_errors(error.errors())) from error
+    clash = _lab_reference_clash(
+        session, detection.organisation_id, full.lab_reference, exclude_id=detection.id
+    )
+    if clash is not None:
+        raise ConflictError(f"lab_reference {full.lab_reference!r} is already used by {clash}")
+    _apply(detection, full, enricher, session)
+    detection.updated_at = utc_now()
+    session.flush()
+    after = view(detection)
+    changes = {
+        key: {"before": _jsonable(before[key]), "after": _jsonable(after[key])}
+        for key in after
+        if before.get(key) != after[key] and key != "updated_at"
+    }
+    return detection, changes
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _as_create_body(detection: Detection) -> dict[str, Any]:
+    return {
+        "substance": {detection.input_type.value: detection.input_text},
+        "detected_on": detection.detected_on,
+        "country": detection.country,
+        "region": detection.region,
+        "sample_type": detection.sample_type,
+        "context": detection.context,
+        "technique": detection.technique,
+        "purity_percent": detection.purity_percent,
+        "quantity": (
+            {"value": detection.quantity, "unit": detection.quantity_unit}
+            if detection.quantity is not None
+            else None
+        ),
+        "co_detected": detection.co_detected,
+        "lab_reference": detection.lab_reference,
+    }
+
+
+def withdraw(session: Session, principal: Principal, detection_id: int) -> Detection:
+    """Withdraw a detection: it stays stored (history) but no longer counts anywhere."""
+    detection = get_own(session, principal, detection_id)
+    if detection.status is DetectionStatus.WITHDRAWN:
+        raise ConflictError(f"detection {detection_id} is already withdrawn")
+    detection.status = DetectionStatus.WITHDRAWN
+    detection.withdrawn_at = utc_now()
+    session.flush()
+    return detection
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionFilters:
+    detected_from: date | None = None
+    detected_to: date | None = None
+    country: str | None = None
+    chemical_group: ChemicalGroup | None = None
+    substance: str | None = None  # InChIKey of the detection, or a reference name/synonym
+    cluster_id: int | None = None
+    sample_type: SampleType | None = None
+    context: DetectionContext | None = None
+    status: DetectionStatus | None = DetectionStatus.ACTIVE
+
+
+def encode_cursor(detection_id: int) -> str:
+    return base64.urlsafe_b64encode(f"d:{detection_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = text.partition(":")
+        if kind != "d" or not value.isdigit():
+            raise ValueError(cursor)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        raise InvalidFieldsError(
+            [FieldError("query.cursor", "not a cursor from this API")]
+        ) from error
+
+
+def list_visible(
+    session: Session,
+    principal: Principal,
+    filters: DetectionFilters,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Detection], str | None]:
+    """Newest first; the next cursor is None on the last page."""
+    from app.enrichment import resolve_name
+
+    query: Select[Detection] = select(Detection).order_by(Detection.id.desc())
+    if not principal.sees_all_detections:
+        query = query.where(Detection.organisation_id == principal.organisation_id)
+    if cursor is not None:
+        query = query.where(Detection.id < decode_cursor(cursor))
+    if filters.status is not None:
+        query = query.where(Detection.status == filters.status)
+    if filters.detected_from is not None:
+        query = query.where(Detection.detected_on >= filters.detected_from)
+    if filters.detected_to is not None:
+        query = query.where(Detection.detected_on <= filters.detected_to)
+    if filters.country is not None:
+        query = query.where(Detection.country == filters.country.upper())
+    if filters.chemical_group is not None:
+        query = query.where(Detection.chemical_group == filters.chemical_group)
+    if filters.cluster_id is not None:
+        query = query.where(Detection.cluster_id == filters.cluster_id)
+    if filters.sample_type is not None:
+        query = query.where(Detection.sample_type == filters.sample_type)
+    if filters.context is not None:
+        query = query.where(Detection.context == filters.context)
+    if filters.substance is not None:
+        named: Substance | None = resolve_name(session, filters.substance)
+        if named is not None:
+            query = query.where(Detection.substance_id == named.id)
+        else:
+            query = query.where(Detection.inchikey == filters.substance.strip().upper())
+    rows = list(session.scalars(query.limit(limit + 1)))
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor
 
 
 def view(detection: Detection) -> dict[str, Any]:
@@ -97,9 +321,9 @@ def view(detection: Detection) -> dict[str, Any]:
         "effect_group": detection.effect_group.value if detection.effect_group else None,
         "effect_confidence": detection.effect_confidence,
         "match": enrichment.get("match"),
-        "nearest": enrichment.get("nearest", []),
-        "analogue_of": enrichment.get("analogue_of", []),
-        "generic_definitions": enrichment.get("generic_definitions", []),
+        "nearest": enrichment.get("nearest") or [],
+        "analogue_of": enrichment.get("analogue_of") or [],
+        "generic_definitions": enrichment.get("generic_definitions") or [],
         "unidentified": detection.unidentified_name,
         "cluster_id": detection.cluster_id,
         "organisation_id": detection.organisation_id,
@@ -119,7 +343,5 @@ def view(detection: Detection) -> dict[str, Any]:
         "lab_reference": detection.lab_reference,
         "created_at": detection.created_at,
         "updated_at": detection.updated_at,
+        "withdrawn_at": detection.withdrawn_at,
     }
-
-
-__all__ = ["DetectionStatus", "create", "get_visible", "view"]

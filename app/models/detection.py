@@ -42,6 +42,7 @@ class Detection(Base):
     __tablename__ = "detection"
     __table_args__ = (
         UniqueConstraint("organisation_id", "lab_reference"),
+        UniqueConstraint("organisation_id", "import_key"),
         Index("ix_detection_detected_on", "detected_on"),
         Index("ix_detection_inchikey", "inchikey"),
         Index("ix_detection_substance_day", "substance_id", "detected_on"),
@@ -81,6 +82,9 @@ class Detection(Base):
     quantity_unit: Mapped[str | None] = mapped_column(String(10))
     co_detected: Mapped[list[Any]] = mapped_column(default=list)
     lab_reference: Mapped[str | None] = mapped_column(String(100))
+    # Bulk import's identity of a row without lab_reference (content hash + occurrence), so that
+    # re-running an import creates no duplicates.
+    import_key: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
     withdrawn_at: Mapped[datetime | None]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 04:20:54.995771
+Create Date: 2026-11-28 04:23:17.222999
 """
 
 from collections.abc import Sequence
@@ -136,6 +136,7 @@ def upgrade() -> None:
     sa.Column('quantity_unit', sa.String(length=10), nullable=True),
     sa.Column('co_detected', sa.JSON(), nullable=False),
     sa.Column('lab_reference', sa.String(length=100), nullable=True),
+    sa.Column('import_key', sa.String(length=64), nullable=True),
     sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('withdrawn_at', app.db.UTCDateTime(timezone=True), nullable=True),
@@ -144,6 +145,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['organisation_id'], ['organisation.id'], name=op.f('fk_detection_organisation_id_organisation')),
     sa.ForeignKeyConstraint(['substance_id'], ['substance.id'], name=op.f('fk_detection_substance_id_substance')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_detection')),
+    sa.UniqueConstraint('organisation_id', 'import_key', name=op.f('uq_detection_organisation_id_import_key')),
     sa.UniqueConstraint('organisation_id', 'lab_reference', name=op.f('uq_detection_organisation_id_lab_reference'))
     )
     with op.batch_alter_table('detection', schema=None) as batch_op:

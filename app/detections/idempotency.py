@@ -1,0 +1,133 @@
+"""Idempotency-Key handling: a retry replays the first response; nothing is stored twice.
+
+Protocol, per (lab, key):
+1. reserve: insert a row with no response yet, in its own short transaction; the unique
+   constraint makes exactly one concurrent request win;
+2. the winner does the work and stores the response in the SAME transaction as the work, so a
+   crash leaves either both or neither;
+3. a loser finds the row: same request and a stored response -> replay it; same request still in
+   flight -> 409; a different request under the same key -> 422.
+A reservation whose work failed is removed so that the key can be used again; one abandoned by
+a crashed process is taken over after RESERVATION_TIMEOUT.
+Keys are kept for at least KEEP_FOR (a cleanup job deletes older ones).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import utc_now
+from app.errors import ConflictError, FieldError, InvalidFieldsError
+from app.models import IdempotencyRecord
+
+KEEP_FOR = timedelta(hours=48)
+RESERVATION_TIMEOUT = timedelta(minutes=2)
+MAX_KEY_LENGTH = 200
+
+
+def request_hash(method_path: str, body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{method_path}\n{canonical}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    status_code: int
+    body: dict[str, Any]
+
+
+def reserve(
+    sessions: sessionmaker[Session],
+    organisation_id: int,
+    key: str,
+    method_path: str,
+    fingerprint: str,
+) -> Replay | None:
+    """Reserve the key for this request, or return the stored response to replay."""
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidFieldsError(
+            [FieldError("header.Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} characters")]
+        )
+    try:
+        with sessions.begin() as session:
+            session.add(
+                IdempotencyRecord(
+                    organisation_id=organisation_id,
+                    key=key,
+                    method_path=method_path,
+                    request_hash=fingerprint,
+                )
+            )
+        return None
+    except IntegrityError:
+        pass
+    with sessions.begin() as session:
+        record = session.scalar(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.organisation_id == organisation_id, IdempotencyRecord.key == key
+            )
+        )
+        if record is None:  # released between our insert and this read: try once more
+            session.add(
+                IdempotencyRecord(
+                    organisation_id=organisation_id,
+                    key=key,
+                    method_path=method_path,
+                    request_hash=fingerprint,
+                )
+            )
+            return None
+        if record.request_hash != fingerprint:
+            raise InvalidFieldsError(
+                [
+                    FieldError(
+                        "header.Idempotency-Key",
+                        "was used with a different request; use a new key for a new request",
+                    )
+                ]
+            )
+        if record.status_code is not None and record.response_body is not None:
+            return Replay(record.status_code, record.response_body)
+        if utc_now() - record.created_at > RESERVATION_TIMEOUT:
+            record.created_at = utc_now()  # abandoned by a crashed request: take it over
+            return None
+    raise ConflictError("a request with this Idempotency-Key is still being processed")
+
+
+def complete(
+    session: Session, organisation_id: int, key: str, status_code: int, body: dict[str, Any]
+) -> None:
+    """Store the response in the caller's transaction (the one that did the work)."""
+    session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.organisation_id == organisation_id, IdempotencyRecord.key == key)
+        .values(status_code=status_code, response_body=body)
+    )
+
+
+def release(sessions: sessionmaker[Session], organisation_id: int, key: str) -> None:
+    """Drop a reservation whose work failed, so the key can be used again."""
+    with sessions.begin() as session:
+        session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.organisation_id == organisation_id,
+                IdempotencyRecord.key == key,
+                IdempotencyRecord.status_code.is_(None),
+            )
+        )
+
+
+def purge_expired(session: Session) -> int:
+    """Delete records older than KEEP_FOR; returns how many."""
+    result = session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < utc_now() - KEEP_FOR)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
