@@ -31,6 +31,8 @@ cli.add_typer(orgs_cli, name="orgs")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(references_cli, name="references")
+import_cli = typer.Typer(help="Bulk imports.", no_args_is_help=True)
+cli.add_typer(import_cli, name="import")
 
 
 def _sessions() -> sessionmaker[Session]:
@@ -239,6 +241,57 @@ def references_load(
         f"added {counts.added}, updated {counts.updated}, unchanged {counts.unchanged}, "
         f"retired {counts.retired}"
     )
+
+
+@import_cli.command("detections")
+def import_detections(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or JSON Lines")],
+    org: Annotated[str, typer.Option(help="the lab (organisation name) that made them")],
+    report: Annotated[
+        Path | None, typer.Option(help="where to write rejected rows (default FILE.rejected.csv)")
+    ] = None,
+) -> None:
+    """Import detections for a lab; re-running on the same file creates no duplicates."""
+    from app.deps import Principal
+    from app.detections.importer import ProgressLine, import_file, write_report
+    from app.enrichment import Enricher
+
+    sessions = _sessions()
+    with sessions.begin() as session:
+        organisation = session.scalar(select(Organisation).where(Organisation.name == org))
+        if organisation is None:
+            raise _fail(f"no organisation named {org!r}")
+        if organisation.kind is not OrganisationKind.LAB:
+            raise _fail(f"{org!r} is a {organisation.kind.value}, not a lab")
+        principal = Principal(
+            actor="cli", actor_type="cli", role=ApiRole.LAB, organisation_id=organisation.id
+        )
+    result = import_file(
+        sessions,
+        principal,
+        file,
+        Enricher(),
+        progress=ProgressLine(sys.stderr, f"importing {file.name}"),
+    )
+    report_path = report or file.with_name(file.name + ".rejected.csv")
+    write_report(report_path, result.rejections)
+    with sessions.begin() as session:
+        _cli_audit(
+            session,
+            "detection.import",
+            "organisation",
+            principal.organisation_id,
+            file=file.name,
+            stored=result.stored,
+            skipped=result.skipped,
+            rejected=result.rejected_rows,
+        )
+    typer.echo(
+        f"{result.total} rows: {result.stored} stored, {result.skipped} already imported, "
+        f"{result.rejected_rows} rejected (report: {report_path})"
+    )
+    if result.rejected_rows:
+        raise typer.Exit(code=2)
 
 
 @cli.command()

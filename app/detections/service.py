@@ -73,6 +73,20 @@ def _lab_reference_clash(
     return session.scalar(query)
 
 
+def build(
+    session: Session,
+    principal: Principal,
+    body: DetectionCreate,
+    enricher: Enricher,
+    *,
+    import_key: str | None = None,
+) -> Detection:
+    """An enriched, unsaved detection (callers that batch inserts add and flush themselves)."""
+    detection = Detection(organisation_id=_organisation(principal), import_key=import_key)
+    _apply(detection, body, enricher, session)
+    return detection
+
+
 def create(
     session: Session,
     principal: Principal,
@@ -82,14 +96,12 @@ def create(
     import_key: str | None = None,
 ) -> Detection:
     """Enrich and store one detection for the principal's organisation."""
-    organisation_id = _organisation(principal)
-    clash = _lab_reference_clash(session, organisation_id, body.lab_reference)
+    clash = _lab_reference_clash(session, _organisation(principal), body.lab_reference)
     if clash is not None:
         raise ConflictError(
             f"lab_reference {body.lab_reference!r} is already used by detection {clash}"
         )
-    detection = Detection(organisation_id=organisation_id, import_key=import_key)
-    _apply(detection, body, enricher, session)
+    detection = build(session, principal, body, enricher, import_key=import_key)
     session.add(detection)
     session.flush()
     return detection
