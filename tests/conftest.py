@@ -23,6 +23,7 @@ from app.models import ApiKey, Organisation, Substance, SubstanceName
 from app.models.enums import ApiRole, OrganisationKind
 from app.security import generate_api_key
 from app.settings import Settings
+from reference_standards import Library, load_library
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
@@ -86,6 +87,39 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that uses the database runs once per backend."""
     if "database_url" in metafunc.fixturenames:
         metafunc.parametrize("database_url", BACKENDS, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def reference_library() -> Library:
+    """The reference library from the data files, read and validated once per run."""
+    return load_library()
+
+
+@pytest.fixture(scope="session")
+def loaded_references(engine: Engine, reference_library: Library) -> Library:
+    """The reference library loaded into the shared database of a backend (once per backend)."""
+    from app.substances.loader import load_library_into
+
+    with make_sessionmaker(engine).begin() as session:
+        load_library_into(session, reference_library)
+    return reference_library
+
+
+@pytest.fixture
+def fresh_database_url(
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Path
+) -> Iterator[str]:
+    """An empty, unmigrated database of the same backend, for tests that need a clean slate."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    server = postgres_server_url()
+    assert server is not None
+    url, drop = _fresh_postgres_database(server)
+    try:
+        yield url
+    finally:
+        drop()
 
 
 @pytest.fixture(scope="session")
