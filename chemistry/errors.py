@@ -13,3 +13,12 @@ class InvalidStructureError(ChemistryError):
         self.reason = reason
         shown = text if len(text) <= 80 else text[:77] + "..."
         super().__init__(f"invalid structure {shown!r}: {reason}")
+
+
+class SpecMismatchError(ChemistryError):
+    """Fingerprints made with one FingerprintSpec offered to code expecting another."""
+
+    def __init__(self, expected: str, found: str) -> None:
+        self.expected = expected
+        self.found = found
+        super().__init__(f"fingerprint spec {found!r} does not match {expected!r}: rebuild")
