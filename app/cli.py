@@ -243,6 +243,180 @@ def references_load(
     )
 
 
+@cli.command()
+def analyse(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="file of SMILES/InChI lines or a CSV with a smiles column; '-' for stdin"
+        ),
+    ] = "-",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="worker processes")] = 1,
+) -> None:
+    """Analyse structures with the reference library; one JSON object per line on stdout."""
+    from app.analyse_cli import main as analyse_main
+
+    analyse_main(source, jobs)
+
+
+@cli.command()
+def scheduler() -> None:
+    """Run the scheduler (scoring, delivery, housekeeping) until interrupted.
+
+    Start as many as you like: one becomes the leader, the others stand by.
+    """
+    import signal
+    import threading
+
+    from app.jobs import JobContext
+    from app.scheduler import SchedulerService
+
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    service = SchedulerService(JobContext(make_sessionmaker(engine), settings), engine)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    service.start()
+    typer.echo("scheduler started (leader or standby); Ctrl-C to stop", err=True)
+    stop.wait()
+    service.stop()
+
+
+@cli.command()
+def score(
+    at: Annotated[
+        str | None, typer.Option("--at", help="score as of the end of this day (YYYY-MM-DD)")
+    ] = None,
+) -> None:
+    """Run one scoring pass now and print the open alerts it leaves."""
+    from datetime import date
+
+    from app.jobs import JobContext, score_threats
+
+    try:
+        as_of = date.fromisoformat(at) if at else None
+    except ValueError as error:
+        raise _fail(f"--at must be a date YYYY-MM-DD, not {at!r}") from error
+    settings = Settings()
+    results = score_threats(JobContext(_sessions(), settings), as_of)
+    typer.echo(f"scored {len(results)} subjects")
+    for result in sorted(results, key=lambda r: r.threat.score, reverse=True):
+        if result.decision.level is None and result.decision.action == "none":
+            continue
+        level = result.decision.level.value if result.decision.level else "-"
+        typer.echo(
+            f"{result.decision.action:9} {level:9} {result.threat.score:5.1f}  "
+            f"{result.subject.name}  (alert {result.alert_id})"
+        )
+
+
+@cli.command()
+def backtest(
+    scenarios: Annotated[
+        list[Path], typer.Argument(exists=True, dir_okay=False, help="scenario files (JSON)")
+    ],
+    scale: Annotated[float, typer.Option(help="multiply every rate by this")] = 1.0,
+) -> None:
+    """Replay scenarios through the real intake and scoring; print when alerts fired."""
+    from app.backtest import format_table, read_scenario, run_scenario
+    from reference_standards import load_library
+
+    library = load_library()
+    results = []
+    for path in scenarios:
+        scenario = read_scenario(path)
+        typer.echo(f"running {scenario.name} ({scenario.days} days)...", err=True)
+        results.append(run_scenario(scenario, library=library, scale=scale))
+    typer.echo(format_table(results))
+    failed = [problem for result in results for problem in result.problems]
+    for problem in failed:
+        typer.echo(f"FAIL {problem}", err=True)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+@cli.command()
+def deliver() -> None:
+    """Run one delivery pass now (send what is due in the outbox)."""
+    from app.delivery import deliver_due
+
+    settings = Settings()
+    result = deliver_due(_sessions(), settings)
+    typer.echo(
+        f"claimed {result.claimed}: delivered {result.delivered}, retrying "
+        f"{result.retrying}, failed {result.failed}, dead {result.dead}"
+    )
+
+
+subscribers_cli = typer.Typer(help="Alert subscribers.", no_args_is_help=True)
+cli.add_typer(subscribers_cli, name="subscribers")
+
+
+@subscribers_cli.command("create")
+def subscribers_create(
+    name: str,
+    kind: Annotated[str, typer.Option(help="ministry, health, law_enforcement or other")],
+    email: Annotated[list[str] | None, typer.Option(help="an email address (repeatable)")] = None,
+    webhook: Annotated[list[str] | None, typer.Option(help="a webhook URL (repeatable)")] = None,
+    country: Annotated[list[str] | None, typer.Option(help="only these countries")] = None,
+    min_level: Annotated[str, typer.Option(help="info, advisory, warning or critical")] = "warning",
+) -> None:
+    """Create a subscriber; prints each webhook's signing secret (shown only once)."""
+    from pydantic import ValidationError
+
+    from app.crypto import SecretBox
+    from app.errors import ServiceError
+    from app.subscriptions import service
+    from app.subscriptions.schemas import SubscriberCreate
+
+    channels = [{"type": "email", "address": a} for a in email or []] + [
+        {"type": "webhook", "url": u} for u in webhook or []
+    ]
+    try:
+        body = SubscriberCreate.model_validate(
+            {
+                "name": name,
+                "kind": kind,
+                "channels": channels,
+                "filters": {"countries": country or [], "min_level": min_level},
+            }
+        )
+    except ValidationError as error:
+        raise _fail(str(error)) from error
+    settings = Settings()
+    sessions = _sessions()
+    try:
+        with sessions.begin() as session:
+            subscriber, secrets = service.create(
+                session,
+                body,
+                box=SecretBox(settings.secret_key.get_secret_value()),
+                allowed_networks=settings.webhook_allowed_networks,
+            )
+            _cli_audit(session, "subscriber.create", "subscriber", subscriber.id, name=name)
+    except ServiceError as error:
+        raise _fail(error.detail) from error
+    typer.echo(f"created subscriber {subscriber.id}: {name}")
+    for endpoint_id, secret in secrets.items():
+        typer.echo(f"webhook {endpoint_id} secret: {secret}")
+
+
+@subscribers_cli.command("list")
+def subscribers_list() -> None:
+    """List subscribers and their channels."""
+    from app.subscriptions import service
+
+    with _sessions().begin() as session:
+        for subscriber in service.list_all(session):
+            data = service.view(subscriber)
+            channels = ", ".join(c.get("address") or c.get("url") or "" for c in data["channels"])
+            typer.echo(
+                f"{data['id']:4} {data['name']} ({data['kind']}, >= "
+                f"{data['filters']['min_level']}): {channels}"
+            )
+
+
 @import_cli.command("detections")
 def import_detections(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or JSON Lines")],

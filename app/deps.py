@@ -151,3 +151,4 @@ AnyRole = Annotated[
     Principal,
     Depends(require(ApiRole.LAB, ApiRole.OFFICER, ApiRole.SUBSCRIBER)),
 ]
+AlertReader = Annotated[Principal, Depends(require(ApiRole.OFFICER, ApiRole.SUBSCRIBER))]

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.catalogue import Catalogue
 from app.errors import FieldError, InvalidFieldsError
-from app.models import Substance, SubstanceName
+from app.models import Cluster, Substance, SubstanceName
 from app.models.enums import InputType
+from chemistry.analysis import Analysis
 from chemistry.errors import InvalidStructureError
-from chemistry.structures import Identity, identify_text
+from chemistry.structures import Identity
 from reference_standards import normalise_name
 
 
@@ -22,10 +25,37 @@ from reference_standards import normalise_name
 class Enrichment:
     input_type: InputType
     input_text: str
-    identity: Identity | None
-    substance_id: int | None  # exact match to a reference standard
-    unidentified: bool  # a name that matches no reference standard
-    analysis: dict[str, Any] = field(default_factory=dict)  # the contract keys of /v1/analyse
+    analysis: Analysis | None  # None for a name that matches no reference standard
+    substance_id: int | None  # exact match to a current reference standard
+
+    @property
+    def identity(self) -> Identity | None:
+        return self.analysis.identity if self.analysis else None
+
+    @property
+    def unidentified(self) -> bool:
+        """A name that matches no reference standard: reported, but without a structure."""
+        return self.analysis is None
+
+    def contract(self) -> dict[str, Any]:
+        """The keys of POST /v1/analyse for this input."""
+        if self.analysis is None:
+            return {
+                "input": self.input_text,
+                "smiles": None,
+                "inchikey": None,
+                "formula": None,
+                "exact_mass": None,
+                "chemical_group": None,
+                "effect_group": None,
+                "effect_confidence": None,
+                "match": None,
+                "nearest": [],
+                "analogue_of": [],
+                "generic_definitions": [],
+                "error": None,
+            }
+        return self.analysis.to_dict() | {"input": self.input_text}
 
 
 def resolve_name(session: Session, name: str) -> Substance | None:
@@ -38,43 +68,17 @@ def resolve_name(session: Session, name: str) -> Substance | None:
     )
 
 
-def _identity_of(substance: Substance) -> Identity:
-    return Identity(
-        smiles=substance.smiles,
-        inchi=substance.inchi,
-        inchikey=substance.inchikey,
-        formula=substance.formula,
-        exact_mass=substance.exact_mass,
-    )
-
-
-def _analysis(text: str, identity: Identity | None, substance: Substance | None) -> dict[str, Any]:
-    return {
-        "input": text,
-        "smiles": identity.smiles if identity else None,
-        "inchikey": identity.inchikey if identity else None,
-        "formula": identity.formula if identity else None,
-        "exact_mass": identity.exact_mass if identity else None,
-        "chemical_group": substance.chemical_group.value if substance else None,
-        "effect_group": substance.effect_group.value if substance else None,
-        "effect_confidence": 1.0 if substance else None,
-        "match": {"name": substance.name, "inchikey": substance.inchikey} if substance else None,
-        "nearest": [],
-        "analogue_of": [],
-        "generic_definitions": [],
-        "error": None,
-    }
-
-
 class Enricher:
-    """Turns a reported substance into its identity and analysis.
+    """Turns a reported substance into its analysis, and unidentified structures into clusters.
 
-    Results for structures are cached (bounded LRU keyed on the input), since labs report the
-    same few thousand structures again and again; the cache is dropped whenever the reference
-    library changes (`invalidate`).
+    Analyses are cached (bounded LRU keyed on the input), since labs report the same few
+    thousand structures again and again; the cache is emptied whenever the catalogue is rebuilt
+    from a changed reference library.
     """
 
-    def __init__(self, cache_size: int = 20_000) -> None:
+    def __init__(self, catalogue: Catalogue | None = None, cache_size: int = 20_000) -> None:
+        self.catalogue = catalogue or Catalogue()
+        self.catalogue.on_change.append(self.invalidate)
         self._cache: OrderedDict[tuple[str, str], Enrichment] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -86,42 +90,48 @@ class Enricher:
     def enrich(
         self, session: Session, kind: str, text: str, *, field_prefix: str = "substance"
     ) -> Enrichment:
-        """Identify one reported substance; an unparsable structure is a 422 naming the field."""
+        """Analyse one reported substance; an invalid structure is a 422 naming the field."""
         input_type = InputType(kind)
+        analyser = self.catalogue.analyser(session)  # may rebuild, emptying the cache
         cache_key = (kind, text)
         with self._lock:
             cached = self._cache.get(cache_key)
             if cached is not None:
                 self._cache.move_to_end(cache_key)
                 return cached
-        result = self._compute(session, input_type, text, field_prefix)
+        if input_type is InputType.NAME:
+            substance = resolve_name(session, text)
+            analysis = analyser.analyse(substance.smiles) if substance is not None else None
+        else:
+            try:
+                analysis = analyser.analyse_or_raise(text, input_type.value)
+            except InvalidStructureError as error:
+                raise InvalidFieldsError(
+                    [FieldError(f"{field_prefix}.{input_type.value}", error.reason)]
+                ) from error
+        substance_id = (
+            self.catalogue.substance_id(analysis.identity.inchikey)
+            if analysis is not None and analysis.identity is not None
+            else None
+        )
+        result = Enrichment(input_type, text, analysis, substance_id)
         with self._lock:
             self._cache[cache_key] = result
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return result
 
-    def _compute(
-        self, session: Session, input_type: InputType, text: str, field_prefix: str
-    ) -> Enrichment:
-        if input_type is InputType.NAME:
-            substance = resolve_name(session, text)
-            identity = _identity_of(substance) if substance is not None else None
-        else:
-            try:
-                identity = identify_text(text, input_type.value)
-            except InvalidStructureError as error:
-                raise InvalidFieldsError(
-                    [FieldError(f"{field_prefix}.{input_type.value}", error.reason)]
-                ) from error
-            substance = session.scalar(
-                select(Substance).where(Substance.inchikey == identity.inchikey)
-            )
-        return Enrichment(
-            input_type=input_type,
-            input_text=text,
-            identity=identity,
-            substance_id=substance.id if substance is not None else None,
-            unidentified=input_type is InputType.NAME and substance is None,
-            analysis=_analysis(text, identity, substance),
+    def cluster_for(
+        self, session: Session, enrichment: Enrichment, detected_on: date
+    ) -> Cluster | None:
+        """The cluster of an unidentified structure (one matching no reference standard)."""
+        analysis = enrichment.analysis
+        if enrichment.substance_id is not None or analysis is None or analysis.identity is None:
+            return None
+        cluster, _created = self.catalogue.cluster_for(
+            session, analysis, self.catalogue.analyser(session)
         )
+        cluster.member_count += 1
+        cluster.first_seen_on = min(filter(None, [cluster.first_seen_on, detected_on]))
+        cluster.last_seen_on = max(filter(None, [cluster.last_seen_on, detected_on]))
+        return cluster

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -16,6 +18,9 @@ from app.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from app.migrate import script_heads
 from app.ratelimit import RateLimiter
 from app.settings import Settings
+from app.subscriptions.routes import router as subscriptions_router
+from app.substances.routes import router as substances_router
+from app.triage.routes import router as triage_router
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -25,7 +30,25 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     """
     settings = settings or Settings()
     logging.basicConfig(level=settings.log_level.upper())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = None
+        if settings.run_scheduler:
+            from app.jobs import JobContext
+            from app.scheduler import SchedulerService
+
+            service = SchedulerService(JobContext(app.state.sessions, settings), app.state.engine)
+            service.start()
+        app.state.scheduler = service
+        try:
+            yield
+        finally:
+            if service is not None:
+                service.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Sentinel-NPS",
         version="0.1.0",
         description="Early warning system for new psychoactive substances.",
@@ -42,6 +65,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     problems.install(app)
     app.include_router(health_router)
     app.include_router(detections_router)
+    app.include_router(triage_router)
+    app.include_router(subscriptions_router)
+    app.include_router(substances_router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

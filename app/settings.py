@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     score_interval_minutes: int = 15
     deliver_interval_seconds: int = 5
 
+    # Scoring and alert rules: overrides of the documented defaults in alerts/scoring.py and
+    # alerts/rules.py, as JSON objects, e.g. SENTINEL_SCORING_WEIGHTS='{"harm": 30}' and
+    # SENTINEL_ALERT_THRESHOLDS='{"warning": 55}'.
+    scoring_weights: dict[str, float] = Field(default_factory=dict)
+    alert_thresholds: dict[str, float] = Field(default_factory=dict)
+    alert_hysteresis: float | None = None
+    alert_quiet_days: int | None = None
+
     # Email (names are a contract).
     smtp_host: str = "localhost"
     smtp_port: int = 587

@@ -18,7 +18,7 @@ from app.deps import Principal
 from app.detections.schemas import DetectionCreate, DetectionUpdate
 from app.enrichment import Enricher
 from app.errors import ConflictError, FieldError, InvalidFieldsError, NotFoundError
-from app.models import Detection, Substance
+from app.models import Cluster, Detection, Substance
 from app.models.enums import DetectionContext, DetectionStatus, SampleType
 from app.problems import validation_errors
 from chemistry.vocabulary import ChemicalGroup, EffectGroup
@@ -30,21 +30,26 @@ def _apply(
     """Set every stored field of `detection` from a validated body, enriching the substance."""
     kind, text = body.substance.kind_and_text
     enrichment = enricher.enrich(session, kind, text)
+    analysis = enrichment.contract()
     identity = enrichment.identity
-    analysis = enrichment.analysis
+    structure_changed = (detection.input_type, detection.input_text) != (
+        enrichment.input_type,
+        text,
+    )
     detection.input_type = enrichment.input_type
     detection.input_text = text
     detection.smiles = identity.smiles if identity else None
     detection.inchikey = identity.inchikey if identity else None
     detection.formula = identity.formula if identity else None
     detection.exact_mass = identity.exact_mass if identity else None
+    detection.fingerprint = enrichment.analysis.fingerprint if enrichment.analysis else None
     detection.substance_id = enrichment.substance_id
-    group, effect = analysis.get("chemical_group"), analysis.get("effect_group")
+    group, effect = analysis["chemical_group"], analysis["effect_group"]
     detection.chemical_group = ChemicalGroup(group) if group else None
     detection.effect_group = EffectGroup(effect) if effect else None
-    detection.effect_confidence = analysis.get("effect_confidence")
+    detection.effect_confidence = analysis["effect_confidence"]
     detection.enrichment = {
-        key: analysis.get(key) for key in ("match", "nearest", "analogue_of", "generic_definitions")
+        key: analysis[key] for key in ("match", "nearest", "analogue_of", "generic_definitions")
     }
     detection.unidentified_name = enrichment.unidentified
     detection.detected_on = body.detected_on
@@ -58,6 +63,17 @@ def _apply(
     detection.quantity_unit = body.quantity.unit if body.quantity else None
     detection.co_detected = [item.model_dump(exclude_none=True) for item in body.co_detected]
     detection.lab_reference = body.lab_reference
+    if structure_changed:
+        if detection.cluster_id is not None:
+            _leave_cluster(session, detection.cluster_id)
+        cluster = enricher.cluster_for(session, enrichment, body.detected_on)
+        detection.cluster_id = cluster.id if cluster is not None else None
+
+
+def _leave_cluster(session: Session, cluster_id: int) -> None:
+    cluster = session.get(Cluster, cluster_id)
+    if cluster is not None and cluster.member_count > 0:
+        cluster.member_count -= 1
 
 
 def _lab_reference_clash(
@@ -240,6 +256,8 @@ def withdraw(session: Session, principal: Principal, detection_id: int) -> Detec
         raise ConflictError(f"detection {detection_id} is already withdrawn")
     detection.status = DetectionStatus.WITHDRAWN
     detection.withdrawn_at = utc_now()
+    if detection.cluster_id is not None:
+        _leave_cluster(session, detection.cluster_id)
     session.flush()
     return detection
 

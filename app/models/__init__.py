@@ -5,6 +5,7 @@ from app.models.detection import Cluster, Detection, IdempotencyRecord
 from app.models.organisation import ApiKey, AuditLog, Organisation, User
 from app.models.subscriber import Delivery, EmailChannel, Subscriber, WebhookEndpoint
 from app.models.substance import Substance, SubstanceName
+from app.models.web import WebSession
 
 __all__ = [
     "Alert",
@@ -22,5 +23,6 @@ __all__ = [
     "SubstanceName",
     "ThreatScore",
     "User",
+    "WebSession",
     "WebhookEndpoint",
 ]

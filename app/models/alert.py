@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from alerts.levels import AlertLevel
@@ -17,7 +17,8 @@ from app.models.substance import Substance
 
 class ThreatScore(Base):
     __tablename__ = "threat_score"
-    __table_args__ = (Index("ix_threat_score_subject", "subject_key", "as_of"),)
+    # One row per subject and day: a later run on the same day replaces the day's score.
+    __table_args__ = (UniqueConstraint("subject_key", "as_of"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subject_type: Mapped[SubjectType]
@@ -36,7 +37,9 @@ class Alert(Base):
     __table_args__ = (Index("ix_alert_status_level", "status", "level"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # "<subject_key>#<n>": one alert per subject at a time; n counts the subject's alerts.
     dedup_key: Mapped[str] = mapped_column(String(200), unique=True)
+    subject_key: Mapped[str] = mapped_column(String(60), index=True)
     subject_type: Mapped[SubjectType]
     substance_id: Mapped[int | None] = mapped_column(ForeignKey("substance.id"))
     cluster_id: Mapped[int | None] = mapped_column(ForeignKey("cluster.id"))
@@ -55,7 +58,10 @@ class Alert(Base):
     acknowledged_at: Mapped[datetime | None]
     published_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
-    last_above_at: Mapped[datetime | None]  # last time the score held the level (quiet period)
+    last_above_on: Mapped[date | None]  # last day the score held a level (for the quiet period)
+    dismissed_level: Mapped[AlertLevel | None] = mapped_column(
+        stored_enum(AlertLevel, "dismissed_level")
+    )
 
     substance: Mapped[Substance | None] = relationship(lazy="raise")
     cluster: Mapped[Cluster | None] = relationship(lazy="raise")

@@ -17,7 +17,7 @@ from app.models.enums import (
     Technique,
 )
 from app.models.substance import Substance
-from chemistry.vocabulary import ChemicalGroup, EffectGroup
+from chemistry.vocabulary import ChemicalGroup, EffectGroup, PotencyTier
 
 
 class Cluster(Base):
@@ -32,6 +32,11 @@ class Cluster(Base):
     fingerprint_spec: Mapped[str] = mapped_column(String(100))
     chemical_group: Mapped[ChemicalGroup | None]
     effect_group: Mapped[EffectGroup | None]
+    # From the representative's analysis: the nearest references drive a cluster's harm score.
+    potency_tier: Mapped[PotencyTier] = mapped_column(default=PotencyTier.UNKNOWN)
+    potent_similarity: Mapped[float] = mapped_column(default=0.0)
+    controlled_analogue: Mapped[bool] = mapped_column(default=False)
+    nearest: Mapped[list[Any]] = mapped_column(default=list)  # [{name, inchikey, similarity}]
     member_count: Mapped[int] = mapped_column(default=0)
     first_seen_on: Mapped[date | None]
     last_seen_on: Mapped[date | None]

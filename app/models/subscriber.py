@@ -81,7 +81,8 @@ class Delivery(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[str] = mapped_column(String(64))
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id"), index=True)
+    # Null for service notices (e.g. "your endpoint was disabled"), described in `detail`.
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alert.id"), index=True)
     alert_version: Mapped[int] = mapped_column(default=1)
     event: Mapped[str] = mapped_column(String(40))  # alert.published, alert.updated, ...
     channel_type: Mapped[ChannelType]
@@ -92,6 +93,8 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=utc_now)
     lease_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    last_status: Mapped[int | None]  # HTTP status or SMTP code of the last attempt
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     delivered_at: Mapped[datetime | None]
 

@@ -33,6 +33,8 @@ class Substance(Base):
     source: Mapped[str] = mapped_column(Text)
     fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary)
     fingerprint_spec: Mapped[str | None] = mapped_column(String(100))
+    # Max Tanimoto similarity to an extreme/very-high potency reference (1.0 when it is one).
+    potent_similarity: Mapped[float] = mapped_column(default=0.0)
     retired_at: Mapped[datetime | None]  # removed from the data files; detections still point here
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)

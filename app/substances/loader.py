@@ -10,6 +10,10 @@ from sqlalchemy.orm import Session
 
 from app.db import utc_now
 from app.models import Substance, SubstanceName
+from chemistry.fingerprints import DEFAULT_SPEC, fingerprint
+from chemistry.similarity import SimilarityIndex
+from chemistry.structures import parse, standardise
+from chemistry.vocabulary import HIGHLY_POTENT
 from reference_standards import Library, ReferenceRecord, normalise_name
 
 
@@ -41,6 +45,22 @@ def _fields(record: ReferenceRecord) -> dict[str, Any]:
     }
 
 
+def _chemistry(library: Library) -> dict[str, tuple[bytes, float]]:
+    """Fingerprint of each record, and its max similarity to another highly potent record."""
+    prints = {
+        record.identity.inchikey: fingerprint(standardise(parse(record.identity.smiles)))
+        for record in library.records
+    }
+    potent = SimilarityIndex(DEFAULT_SPEC)
+    keys = [r.identity.inchikey for r in library.records if r.potency_tier in HIGHLY_POTENT]
+    potent.add(keys, [prints[key] for key in keys])
+    result: dict[str, tuple[bytes, float]] = {}
+    for key, packed in prints.items():
+        hits = [hit.similarity for hit in potent.top_k(packed, 2) if hit.key != key]
+        result[key] = (packed, round(max(hits, default=0.0), 4))
+    return result
+
+
 def load_library_into(session: Session, library: Library) -> LoadCounts:
     """Upsert every record by InChIKey; substances no longer in the files are retired.
 
@@ -48,6 +68,7 @@ def load_library_into(session: Session, library: Library) -> LoadCounts:
     so name lookups only find current reference standards.
     """
     existing = {s.inchikey: s for s in session.scalars(select(Substance))}
+    chemistry = _chemistry(library)
     added = updated = unchanged = 0
     seen: set[str] = set()
     changed_names: list[Substance] = []
@@ -55,6 +76,12 @@ def load_library_into(session: Session, library: Library) -> LoadCounts:
         key = record.identity.inchikey
         seen.add(key)
         values = _fields(record)
+        packed, potent_similarity = chemistry[key]
+        values |= {
+            "fingerprint": packed,
+            "fingerprint_spec": DEFAULT_SPEC.key,
+            "potent_similarity": potent_similarity,
+        }
         substance = existing.get(key)
         if substance is None:
             substance = Substance(inchikey=key, **values)

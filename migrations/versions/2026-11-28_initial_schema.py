@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 04:23:17.222999
+Create Date: 2026-11-28 04:53:16.365458
 """
 
 from collections.abc import Sequence
@@ -29,6 +29,10 @@ def upgrade() -> None:
     sa.Column('fingerprint_spec', sa.String(length=100), nullable=False),
     sa.Column('chemical_group', sa.Enum('phenethylamine', 'cathinone', 'tryptamine', 'lysergamide', 'synthetic_cannabinoid', 'arylcyclohexylamine', 'piperazine', 'aminoindane', 'phenidate', 'tropane', 'benzodiazepine', 'fentanyl_analogue', 'nitazene', 'other_opioid', 'plant_based', 'other', name='chemicalgroup', native_enum=False, create_constraint=True, length=40), nullable=True),
     sa.Column('effect_group', sa.Enum('stimulant', 'synthetic_cannabinoid_receptor_agonist', 'classic_hallucinogen', 'dissociative', 'sedative_hypnotic', 'opioid', 'not_assigned', name='effectgroup', native_enum=False, create_constraint=True, length=40), nullable=True),
+    sa.Column('potency_tier', sa.Enum('extreme', 'very_high', 'high', 'moderate', 'low', 'unknown', name='potencytier', native_enum=False, create_constraint=True, length=40), nullable=False),
+    sa.Column('potent_similarity', sa.Double(), nullable=False),
+    sa.Column('controlled_analogue', sa.Boolean(), nullable=False),
+    sa.Column('nearest', sa.JSON(), nullable=False),
     sa.Column('member_count', sa.Integer(), nullable=False),
     sa.Column('first_seen_on', sa.Date(), nullable=True),
     sa.Column('last_seen_on', sa.Date(), nullable=True),
@@ -63,6 +67,7 @@ def upgrade() -> None:
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('fingerprint', sa.LargeBinary(), nullable=True),
     sa.Column('fingerprint_spec', sa.String(length=100), nullable=True),
+    sa.Column('potent_similarity', sa.Double(), nullable=False),
     sa.Column('retired_at', app.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
@@ -209,11 +214,9 @@ def upgrade() -> None:
     sa.Column('components', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['cluster_id'], ['cluster.id'], name=op.f('fk_threat_score_cluster_id_cluster')),
     sa.ForeignKeyConstraint(['substance_id'], ['substance.id'], name=op.f('fk_threat_score_substance_id_substance')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_threat_score'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_threat_score')),
+    sa.UniqueConstraint('subject_key', 'as_of', name=op.f('uq_threat_score_subject_key_as_of'))
     )
-    with op.batch_alter_table('threat_score', schema=None) as batch_op:
-        batch_op.create_index('ix_threat_score_subject', ['subject_key', 'as_of'], unique=False)
-
     op.create_table('user_account',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
@@ -232,6 +235,7 @@ def upgrade() -> None:
     op.create_table('alert',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('dedup_key', sa.String(length=200), nullable=False),
+    sa.Column('subject_key', sa.String(length=60), nullable=False),
     sa.Column('subject_type', sa.Enum('substance', 'cluster', name='subjecttype', native_enum=False, create_constraint=True, length=40), nullable=False),
     sa.Column('substance_id', sa.Integer(), nullable=True),
     sa.Column('cluster_id', sa.Integer(), nullable=True),
@@ -250,7 +254,8 @@ def upgrade() -> None:
     sa.Column('acknowledged_at', app.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('published_at', app.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('resolved_at', app.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_above_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_above_on', sa.Date(), nullable=True),
+    sa.Column('dismissed_level', sa.Enum('info', 'advisory', 'warning', 'critical', name='dismissed_level', native_enum=False, create_constraint=True, length=40), nullable=True),
     sa.ForeignKeyConstraint(['cluster_id'], ['cluster.id'], name=op.f('fk_alert_cluster_id_cluster')),
     sa.ForeignKeyConstraint(['owner_id'], ['user_account.id'], name=op.f('fk_alert_owner_id_user_account')),
     sa.ForeignKeyConstraint(['substance_id'], ['substance.id'], name=op.f('fk_alert_substance_id_substance')),
@@ -259,6 +264,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('alert', schema=None) as batch_op:
         batch_op.create_index('ix_alert_status_level', ['status', 'level'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alert_subject_key'), ['subject_key'], unique=False)
 
     op.create_table('email_channel',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -272,6 +278,23 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('email_channel', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_email_channel_subscriber_id'), ['subscriber_id'], unique=False)
+
+    op.create_table('web_session',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('csrf_token', sa.String(length=64), nullable=False),
+    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('client_address', sa.String(length=64), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_web_session_user_id_user_account')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_web_session')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_web_session_token_hash'))
+    )
+    with op.batch_alter_table('web_session', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_web_session_user_id'), ['user_id'], unique=False)
 
     op.create_table('webhook_endpoint',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -313,7 +336,7 @@ def upgrade() -> None:
     op.create_table('delivery',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('message_id', sa.String(length=64), nullable=False),
-    sa.Column('alert_id', sa.Integer(), nullable=False),
+    sa.Column('alert_id', sa.Integer(), nullable=True),
     sa.Column('alert_version', sa.Integer(), nullable=False),
     sa.Column('event', sa.String(length=40), nullable=False),
     sa.Column('channel_type', sa.Enum('email', 'webhook', name='channeltype', native_enum=False, create_constraint=True, length=40), nullable=False),
@@ -324,6 +347,8 @@ def upgrade() -> None:
     sa.Column('next_attempt_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('lease_until', app.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('last_status', sa.Integer(), nullable=True),
+    sa.Column('detail', sa.JSON(), nullable=False),
     sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('delivered_at', app.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['alert_id'], ['alert.id'], name=op.f('fk_delivery_alert_id_alert')),
@@ -354,18 +379,20 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_webhook_endpoint_subscriber_id'))
 
     op.drop_table('webhook_endpoint')
+    with op.batch_alter_table('web_session', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_web_session_user_id'))
+
+    op.drop_table('web_session')
     with op.batch_alter_table('email_channel', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_email_channel_subscriber_id'))
 
     op.drop_table('email_channel')
     with op.batch_alter_table('alert', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_alert_subject_key'))
         batch_op.drop_index('ix_alert_status_level')
 
     op.drop_table('alert')
     op.drop_table('user_account')
-    with op.batch_alter_table('threat_score', schema=None) as batch_op:
-        batch_op.drop_index('ix_threat_score_subject')
-
     op.drop_table('threat_score')
     op.drop_table('substance_name')
     op.drop_table('subscriber')

@@ -1,0 +1,208 @@
+"""The chemistry the service runs with: an Analyser over the current reference standards and the
+representatives of the detection clusters, kept in step with the database across processes."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from app.models import Cluster, Substance
+from chemistry.analysis import Analyser, Analysis, Reference
+from chemistry.clustering import DEFAULT_THRESHOLD as CLUSTER_THRESHOLD
+from chemistry.clustering import assign
+from chemistry.fingerprints import DEFAULT_SPEC
+from chemistry.similarity import SimilarityIndex
+from chemistry.vocabulary import HIGHLY_POTENT, ControlStatus, PotencyTier
+
+_TIER_ORDER = [
+    PotencyTier.EXTREME,
+    PotencyTier.VERY_HIGH,
+    PotencyTier.HIGH,
+    PotencyTier.MODERATE,
+    PotencyTier.LOW,
+    PotencyTier.UNKNOWN,
+]
+# Another process may have reloaded the reference library; look at most this often.
+VERSION_CHECK_SECONDS = 30.0
+# Any fixed number naming the lock that serialises cluster creation on PostgreSQL.
+CLUSTER_LOCK_KEY = 0x434C5553  # "CLUS"
+
+
+def reference_of(substance: Substance) -> Reference:
+    return Reference(
+        name=substance.name,
+        inchikey=substance.inchikey,
+        smiles=substance.smiles,
+        chemical_group=substance.chemical_group,
+        effect_group=substance.effect_group,
+        control=substance.control,
+        potency_tier=substance.potency_tier,
+        category=substance.category,
+    )
+
+
+_ANALYSERS: OrderedDict[str, Analyser] = OrderedDict()
+_ANALYSERS_LOCK = threading.Lock()
+
+
+def _shared_analyser(references: list[Reference]) -> Analyser:
+    """One Analyser per distinct reference content in this process (building one takes ~1.5 s);
+    catalogues of apps that share a library share it."""
+    digest = hashlib.sha256(
+        "\n".join(sorted(repr(reference) for reference in references)).encode()
+    ).hexdigest()
+    with _ANALYSERS_LOCK:
+        analyser = _ANALYSERS.get(digest)
+        if analyser is None:
+            analyser = _ANALYSERS[digest] = Analyser(references)
+            while len(_ANALYSERS) > 2:
+                _ANALYSERS.popitem(last=False)
+        return analyser
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterTraits:
+    """What a new cluster inherits from its representative's analysis."""
+
+    potency_tier: PotencyTier
+    potent_similarity: float
+    controlled_analogue: bool
+
+
+class Catalogue:
+    """Thread-safe holder of the Analyser, rebuilt when the reference library changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._analyser: Analyser | None = None
+        self._version: tuple[int, str] | None = None
+        self._checked_at = 0.0
+        self._substance_ids: dict[str, int] = {}
+        self._clusters = SimilarityIndex(DEFAULT_SPEC)
+        self._last_cluster_id = 0
+        self.on_change: list[object] = []  # callables run after a rebuild (cache invalidation)
+
+    @staticmethod
+    def _current_version(session: Session) -> tuple[int, str]:
+        count, latest = session.execute(
+            select(func.count(), func.max(Substance.updated_at)).where(
+                Substance.retired_at.is_(None)
+            )
+        ).one()
+        return int(count), str(latest)
+
+    def analyser(self, session: Session) -> Analyser:
+        """The Analyser for the current library (rebuilt when another load changed it)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._analyser is not None and now - self._checked_at < VERSION_CHECK_SECONDS:
+                return self._analyser
+            version = self._current_version(session)
+            self._checked_at = now
+            if self._analyser is None or version != self._version:
+                substances = list(
+                    session.scalars(select(Substance).where(Substance.retired_at.is_(None)))
+                )
+                references = [reference_of(s) for s in substances]
+                self._analyser = _shared_analyser(references)
+                self._substance_ids = {s.inchikey: s.id for s in substances}
+                self._version = version
+                for callback in self.on_change:
+                    callback()  # type: ignore[operator]
+            return self._analyser
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._checked_at = 0.0
+
+    def substance_id(self, inchikey: str) -> int | None:
+        return self._substance_ids.get(inchikey)
+
+    def traits(self, analyser: Analyser, analysis: Analysis) -> ClusterTraits:
+        """Potency and control of a new family, from the references its structure resembles."""
+        assert analysis.fingerprint is not None
+        near = analyser.index.threshold(analysis.fingerprint, analyser.analogue_threshold)
+        tiers = [analyser.references[hit.key].potency_tier for hit in near]
+        tier = min(tiers, key=_TIER_ORDER.index) if tiers else PotencyTier.UNKNOWN
+        potent = [
+            hit.similarity
+            for hit in analyser.index.top_k(analysis.fingerprint, 50)
+            if analyser.references[hit.key].potency_tier in HIGHLY_POTENT
+        ]
+        controlled = any(
+            analyser.references[hit.key].control is not ControlStatus.NONE
+            and analyser.references[hit.key].category.of_concern
+            for hit in near
+        )
+        return ClusterTraits(tier, max(potent, default=0.0), controlled)
+
+    def cluster_for(
+        self, session: Session, analysis: Analysis, analyser: Analyser
+    ) -> tuple[Cluster, bool]:
+        """The cluster an unidentified structure joins, or a new one it opens (True)."""
+        assert analysis.identity is not None
+        assert analysis.fingerprint is not None
+        if session.get_bind().dialect.name == "postgresql":
+            # Serialise cluster assignment so two API processes cannot open twin clusters.
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLUSTER_LOCK_KEY})
+        with self._lock:
+            self._refresh_clusters(session)
+            hit = assign(analysis.fingerprint, self._clusters, CLUSTER_THRESHOLD)
+        # Clusters opened earlier in this same transaction are not in the shared index yet.
+        pending: SimilarityIndex | None = session.info.get("pending_clusters")
+        if pending is not None:
+            local = assign(analysis.fingerprint, pending, CLUSTER_THRESHOLD)
+            if local is not None and (hit is None or local.similarity > hit.similarity):
+                hit = local
+        if hit is not None:
+            cluster = session.get(Cluster, int(hit.key))
+            if cluster is not None:
+                return cluster, False
+        with self._lock:
+            traits = self.traits(analyser, analysis)
+            cluster = Cluster(
+                representative_smiles=analysis.identity.smiles,
+                representative_inchikey=analysis.identity.inchikey,
+                fingerprint=analysis.fingerprint,
+                fingerprint_spec=analyser.spec.key,
+                chemical_group=analysis.chemical_group,
+                effect_group=analysis.effect.effect_group if analysis.effect else None,
+                potency_tier=traits.potency_tier,
+                potent_similarity=traits.potent_similarity,
+                controlled_analogue=traits.controlled_analogue,
+                nearest=[
+                    {"name": n.name, "inchikey": n.inchikey, "similarity": round(n.similarity, 4)}
+                    for n in analysis.nearest
+                ],
+            )
+            session.add(cluster)
+            session.flush()
+        # Shared only once committed (the next refresh reads it); until then, this session's.
+        if pending is None:
+            pending = session.info["pending_clusters"] = SimilarityIndex(DEFAULT_SPEC)
+        pending.add([f"{cluster.id:012d}"], [analysis.fingerprint])
+        return cluster, True
+
+    def _refresh_clusters(self, session: Session) -> None:
+        """Add clusters committed since the last refresh. Read on a connection of its own, so
+        that this transaction's uncommitted clusters never enter the shared index."""
+        engine = session.get_bind().engine
+        # read_only: on SQLite a deferred BEGIN, which does not wait for our own write lock.
+        with engine.execution_options(read_only=True).connect() as connection:
+            rows = connection.execute(
+                select(Cluster.id, Cluster.fingerprint)
+                .where(Cluster.id > self._last_cluster_id)
+                .order_by(Cluster.id)
+            ).all()
+            connection.rollback()
+        if rows:
+            self._clusters.add(
+                [f"{row.id:012d}" for row in rows], [row.fingerprint for row in rows]
+            )
+            self._last_cluster_id = rows[-1].id

@@ -1,0 +1,246 @@
+"""One scoring pass: score every active subject, store the day's score, and apply alert rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from alerts.levels import AlertLevel
+from alerts.rules import AlertState, Decision, Policy, decide
+from alerts.scoring import ScoringParams, ThreatScore, Weights, score
+from app.db import utc_now
+from app.models import Alert, AlertEvent
+from app.models import ThreatScore as ThreatScoreRow
+from app.models.enums import AlertStatus
+from app.outbox import enqueue_for_alert
+from app.scoring.facts import Subject, gather
+
+OPEN_STATUSES = (
+    AlertStatus.NEW,
+    AlertStatus.ACKNOWLEDGED,
+    AlertStatus.ESCALATED,
+    AlertStatus.PUBLISHED,
+)
+SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    subject: Subject
+    threat: ThreatScore
+    decision: Decision
+    alert_id: int | None
+
+
+def run(
+    session: Session,
+    as_of: date,
+    *,
+    policy: Policy,
+    weights: Weights,
+    params: ScoringParams,
+    now: datetime | None = None,
+) -> list[Scored]:
+    """Score every subject as of the end of `as_of`, using detections up to that day only."""
+    now = now or utc_now()
+    open_alerts = {
+        alert.subject_key: alert
+        for alert in session.scalars(select(Alert).where(Alert.status.in_(OPEN_STATUSES)))
+    }
+    results: list[Scored] = []
+    for subject, facts in gather(session, as_of, include=set(open_alerts)):
+        threat = score(facts, weights, params)
+        _store_score(session, subject, as_of, threat, now)
+        alert = open_alerts.get(subject.key)
+        state = (
+            AlertState(level=alert.level, last_above_on=alert.last_above_on or as_of)
+            if alert is not None
+            else None
+        )
+        decision = decide(threat.score, state, as_of, policy)
+        alert = _apply(
+            session, subject, list(subject.countries), threat, decision, alert, as_of, now, policy
+        )
+        results.append(Scored(subject, threat, decision, alert.id if alert else None))
+    session.flush()
+    return results
+
+
+def _store_score(
+    session: Session, subject: Subject, as_of: date, threat: ThreatScore, now: datetime
+) -> None:
+    session.execute(
+        delete(ThreatScoreRow).where(
+            ThreatScoreRow.subject_key == subject.key, ThreatScoreRow.as_of == as_of
+        )
+    )
+    session.add(
+        ThreatScoreRow(
+            subject_type=subject.type,
+            subject_key=subject.key,
+            substance_id=subject.substance_id,
+            cluster_id=subject.cluster_id,
+            scored_at=now,
+            as_of=as_of,
+            window_days=90,
+            score=threat.score,
+            components=threat.as_dicts(),
+        )
+    )
+
+
+def _title(subject: Subject, level: AlertLevel) -> str:
+    return f"{level.value.capitalize()}: {subject.name}"
+
+
+def _summary(subject: Subject, threat: ThreatScore, countries: list[str]) -> str:
+    strongest = sorted(threat.components, key=lambda c: c.points, reverse=True)[:3]
+    reasons = "; ".join(f"{c.name}: {c.reason}" for c in strongest)
+    where = ", ".join(countries) if countries else "no country yet"
+    return f"{subject.name} scored {threat.score:.1f}/100 (detected in {where}). {reasons}."
+
+
+def _apply(
+    session: Session,
+    subject: Subject,
+    countries: list[str],
+    threat: ThreatScore,
+    decision: Decision,
+    alert: Alert | None,
+    as_of: date,
+    now: datetime,
+    policy: Policy,
+) -> Alert | None:
+    holds_level = threat.score >= policy.hold_line
+    if decision.action == "open" and decision.level is not None:
+        if _suppressed_by_dismissal(session, subject, decision.level):
+            return None
+        sequence = (
+            session.scalar(
+                select(func.count()).select_from(Alert).where(Alert.subject_key == subject.key)
+            )
+            or 0
+        ) + 1
+        alert = Alert(
+            dedup_key=f"{subject.key}#{sequence}",
+            subject_key=subject.key,
+            subject_type=subject.type,
+            substance_id=subject.substance_id,
+            cluster_id=subject.cluster_id,
+            level=decision.level,
+            status=AlertStatus.NEW,
+            score=threat.score,
+            title=_title(subject, decision.level),
+            summary=_summary(subject, threat, countries),
+            components=threat.as_dicts(),
+            countries=countries,
+            needs_review=decision.needs_review,
+            last_above_on=as_of,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(alert)
+        session.flush()
+        _event(session, alert, "open", None, AlertStatus.NEW, decision, now)
+        if decision.publish_now:
+            publish(session, alert, actor=SYSTEM, note="published at once by level policy", now=now)
+        return alert
+    if alert is None:
+        return None
+    alert.score = threat.score
+    alert.components = threat.as_dicts()
+    alert.countries = countries
+    alert.summary = _summary(subject, threat, countries)
+    alert.updated_at = now
+    if holds_level:
+        alert.last_above_on = as_of
+    if decision.action == "escalate" and decision.level is not None:
+        alert.level = decision.level
+        alert.title = _title(subject, decision.level)
+        alert.version += 1
+        alert.needs_review = alert.needs_review or decision.needs_review
+        _event(session, alert, "escalate_level", alert.status, alert.status, decision, now)
+        if alert.status is AlertStatus.PUBLISHED:
+            enqueue_for_alert(session, alert, event="alert.updated", now=now)
+        elif decision.publish_now:
+            publish(session, alert, actor=SYSTEM, note="published at once by level policy", now=now)
+    elif decision.action == "resolve":
+        was_published = alert.status is AlertStatus.PUBLISHED
+        previous = alert.status
+        alert.status = AlertStatus.RESOLVED
+        alert.resolved_at = now
+        alert.version += 1
+        _event(session, alert, "resolve", previous, AlertStatus.RESOLVED, decision, now)
+        if was_published:
+            enqueue_for_alert(session, alert, event="alert.resolved", now=now)
+    return alert
+
+
+def _suppressed_by_dismissal(session: Session, subject: Subject, level: AlertLevel) -> bool:
+    """An officer's dismissal holds until the subject reaches a higher level than dismissed."""
+    dismissed = session.scalar(
+        select(Alert)
+        .where(Alert.subject_key == subject.key, Alert.status == AlertStatus.DISMISSED)
+        .order_by(Alert.id.desc())
+        .limit(1)
+    )
+    if dismissed is None or dismissed.dismissed_level is None:
+        return False
+    later = session.scalar(
+        select(func.count())
+        .select_from(Alert)
+        .where(Alert.subject_key == subject.key, Alert.id > dismissed.id)
+    )
+    return not later and level <= dismissed.dismissed_level
+
+
+def _event(
+    session: Session,
+    alert: Alert,
+    action: str,
+    from_status: AlertStatus | None,
+    to_status: AlertStatus | None,
+    decision: Decision,
+    now: datetime,
+) -> None:
+    session.add(
+        AlertEvent(
+            alert=alert,
+            action=action,
+            actor=SYSTEM,
+            from_status=from_status,
+            to_status=to_status,
+            level=alert.level,
+            score=alert.score,
+            note=decision.reason,
+            created_at=now,
+        )
+    )
+
+
+def publish(
+    session: Session, alert: Alert, *, actor: str, note: str, now: datetime | None = None
+) -> None:
+    """Publish an alert: its deliveries are written to the outbox in the same transaction."""
+    now = now or utc_now()
+    previous = alert.status
+    alert.status = AlertStatus.PUBLISHED
+    alert.published_at = now
+    alert.updated_at = now
+    session.add(
+        AlertEvent(
+            alert=alert,
+            action="publish",
+            actor=actor,
+            from_status=previous,
+            to_status=AlertStatus.PUBLISHED,
+            level=alert.level,
+            score=alert.score,
+            note=note,
+            created_at=now,
+        )
+    )
+    enqueue_for_alert(session, alert, event="alert.published", now=now)
