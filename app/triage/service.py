@@ -31,7 +31,7 @@ from app.scoring.service import OPEN_STATUSES, publish
 _WITH_SUBJECT = (selectinload(Alert.substance), selectinload(Alert.cluster))
 
 
-def _visible(query: Select[Alert], principal: Principal) -> Select[Alert]:
+def visible(query: Select[Alert], principal: Principal) -> Select[Alert]:
     """Officers and admins see every alert; a subscriber key sees what its organisation was sent."""
     if principal.role in (ApiRole.OFFICER, ApiRole.ADMIN):
         return query
@@ -70,7 +70,7 @@ def list_alerts(
         query = query.where(Alert.level == level)
     if since is not None:
         query = query.where(Alert.updated_at >= since)
-    query = _visible(query, principal)
+    query = visible(query, principal)
     alerts = list(session.scalars(query))
     alerts.sort(key=lambda a: (a.level.rank, a.score, a.id), reverse=True)
     return alerts[:limit]
@@ -93,7 +93,7 @@ def get_alert(session: Session, principal: Principal, alert_id: int) -> Alert:
         .where(Alert.id == alert_id)
         .options(*_WITH_SUBJECT, selectinload(Alert.events))
     )
-    alert = session.scalar(_visible(query, principal))
+    alert = session.scalar(visible(query, principal))
     if alert is None:
         raise NotFoundError(f"alert {alert_id} not found")
     return alert
