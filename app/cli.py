@@ -476,40 +476,18 @@ def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="keep serving after the summary")
     ] = True,
+    seed: Annotated[int | None, typer.Option(help="make the run reproducible")] = None,
+    scale: Annotated[
+        float, typer.Option(help="scale the routine background (not the emerging threats)")
+    ] = 1.0,
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to bind")] = 8000,
 ) -> None:
-    """Run the demonstration on a fresh SQLite database under --data-dir."""
-    from app.demo import prepare
+    """Run a national early-warning network on this machine: a year of detections from five
+    labs through the API, scoring, alerts, email and webhooks to local receivers."""
+    from app.demo import run
 
-    setup = prepare(data_dir)
-    counts = setup.references
-    typer.echo(f"database: {setup.settings.database_url}")
-    typer.echo(f"reference standards loaded: {counts.added} added, {counts.updated} updated")
-    if setup.reference_problems:
-        typer.echo(
-            f"warning: {setup.reference_problems} reference rows have problems "
-            "(see 'sentinel references check')",
-            err=True,
-        )
-    url = f"http://{host}:{port}"
-    typer.echo(f"demo lab key: {setup.lab_key}")
-    typer.echo("post a detection:")
-    typer.echo(
-        f"  curl -s -X POST {url}/v1/detections -H 'Authorization: Bearer {setup.lab_key}' "
-        '-H \'content-type: application/json\' -d \'{"substance": {"smiles": '
-        '"CCCCCn1cc(C(=O)c2cccc3ccccc23)c2ccccc21"}, "detected_on": "2026-01-15", '
-        '"country": "DE", "sample_type": "seizure"}\''
-    )
-    typer.echo(f"API docs: {url}/docs")
-    if serve_after:
-        import uvicorn
-
-        from app.main import create_app
-
-        uvicorn.run(
-            create_app(setup.settings), host=host, port=port, log_level=setup.settings.log_level
-        )
+    run(data_dir, host=host, port=port, seed=seed, scale=scale, serve=serve_after)
 
 
 def main() -> None:
