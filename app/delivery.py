@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from html import escape
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -71,7 +72,13 @@ class Transports:
         )
 
 
-def claim_due(sessions: sessionmaker[Session], now: datetime, *, limit: int = 200) -> list[int]:
+def claim_due(
+    sessions: sessionmaker[Session],
+    now: datetime,
+    *,
+    limit: int = 200,
+    lease: timedelta = LEASE,
+) -> list[int]:
     """Claim due rows under a lease. PostgreSQL: FOR UPDATE SKIP LOCKED, so that several
     delivery workers never claim one row twice; SQLite: the write lock taken at BEGIN."""
     with sessions.begin() as session:
@@ -92,9 +99,35 @@ def claim_due(sessions: sessionmaker[Session], now: datetime, *, limit: int = 20
             session.execute(
                 update(Delivery)
                 .where(Delivery.id.in_(ids))
-                .values(status=DeliveryStatus.SENDING, lease_until=now + LEASE)
+                .values(status=DeliveryStatus.SENDING, lease_until=now + lease)
             )
     return ids
+
+
+class ChannelDisabledError(Exception):
+    """The channel was disabled after the delivery was written: it is not sent."""
+
+
+_WITH_SUBJECT = (selectinload(Alert.substance), selectinload(Alert.cluster))
+
+
+def _preload(session: Session, deliveries: list[Delivery]) -> list[object]:
+    """Load the alerts, email channels and endpoints of a batch with one query each.
+
+    The per-row `session.get()` calls then find them (and the deliveries) in the identity map
+    instead of querying row by row (3-4 queries per delivery otherwise). The identity map holds
+    unchanged objects weakly, so the caller keeps the returned list while it works on the batch.
+    """
+    kept: list[object] = list(deliveries)
+    wanted: list[tuple[type[Any], set[int], tuple[Any, ...]]] = [
+        (Alert, {d.alert_id for d in deliveries if d.alert_id is not None}, _WITH_SUBJECT),
+        (EmailChannel, {d.email_channel_id for d in deliveries if d.email_channel_id}, ()),
+        (WebhookEndpoint, {d.webhook_endpoint_id for d in deliveries if d.webhook_endpoint_id}, ()),
+    ]
+    for model, ids, options in wanted:
+        if ids:
+            kept += session.scalars(select(model).where(model.id.in_(ids)).options(*options))
+    return kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +191,6 @@ def alert_payload(alert: Alert, delivery: Delivery, settings: Settings) -> dict[
 
 def render_email(payload: dict[str, Any]) -> tuple[str, str, str]:
     """Subject, plain text and HTML bodies for an alert email."""
-    from html import escape
-
     alert = payload["alert"]
     verb = {
         "alert.published": "Alert",
@@ -168,7 +199,7 @@ def render_email(payload: dict[str, Any]) -> tuple[str, str, str]:
     }.get(payload["type"], "Alert")
     subject = f"[Sentinel-NPS {alert['level'].upper()}] {verb}: {alert['subject']['name']}"
     lines = [
-        f"{verb}: {alert['title']}",
+        f"{verb}: {alert['subject']['name']}",
         f"Level: {alert['level']}   Score: {alert['score']:.1f}/100   Status: {alert['status']}",
         f"Countries: {', '.join(alert['countries']) or '-'}",
     ]
@@ -211,18 +242,14 @@ def _notice_payload(delivery: Delivery) -> tuple[str, str, str]:
         "Fix the receiver, then ask an administrator to re-enable it; alerts meanwhile\n"
         "still reach your other channels.\n"
     )
-    return subject, text, f"<html><body><p>{text}</p></body></html>"
+    return subject, text, f"<html><body><p>{escape(text)}</p></body></html>"
 
 
 def _prepare(
     session: Session, delivery: Delivery, settings: Settings, transports: Transports, box: SecretBox
 ) -> Prepared:
     if delivery.alert_id is not None:
-        alert = session.scalar(
-            select(Alert)
-            .where(Alert.id == delivery.alert_id)
-            .options(selectinload(Alert.substance), selectinload(Alert.cluster))
-        )
+        alert = session.get(Alert, delivery.alert_id, options=_WITH_SUBJECT)
         assert alert is not None
         payload = alert_payload(alert, delivery, settings)
     else:
@@ -234,6 +261,8 @@ def _prepare(
     if delivery.channel_type is ChannelType.EMAIL:
         channel = session.get(EmailChannel, delivery.email_channel_id)
         assert channel is not None
+        if not channel.active:
+            raise ChannelDisabledError(f"email channel {channel.id} is disabled")
         subject, text, html = (
             render_email(payload) if delivery.alert_id is not None else _notice_payload(delivery)
         )
@@ -252,6 +281,10 @@ def _prepare(
         )
     endpoint = session.get(WebhookEndpoint, delivery.webhook_endpoint_id)
     assert endpoint is not None
+    if not endpoint.active:
+        raise ChannelDisabledError(
+            f"webhook endpoint {endpoint.id} is disabled: {endpoint.disabled_reason}"
+        )
     secrets = [box.decrypt(endpoint.secret_encrypted)]
     now = utc_now()
     if (
@@ -283,29 +316,46 @@ def deliver_due(
     limit: int = 200,
 ) -> PassResult:
     """One pass: claim due deliveries, send them concurrently, record each outcome."""
-    transports = transports or Transports.from_settings(settings)
     rng = rng or random.Random()
     box = SecretBox(settings.secret_key.get_secret_value())
     result = PassResult()
-    ids = claim_due(sessions, now(), limit=limit)
+    lease = timedelta(seconds=settings.delivery_lease_seconds)
+    ids = claim_due(sessions, now(), limit=limit, lease=lease)
     result.claimed = len(ids)
     if not ids:
         return result
+    owned = transports is None
+    transports = transports or Transports.from_settings(settings)
     prepared: list[Prepared] = []
-    with sessions.begin() as session:
-        for delivery in session.scalars(select(Delivery).where(Delivery.id.in_(ids))):
-            try:
-                prepared.append(_prepare(session, delivery, settings, transports, box))
-            except Exception as error:  # a row that cannot even be built is a permanent failure
-                logger.exception("delivery %s cannot be prepared", delivery.id)
-                delivery.status = DeliveryStatus.FAILED
-                delivery.last_error = f"cannot prepare: {type(error).__name__}: {error}"
-                result.failed += 1
-    with ThreadPoolExecutor(max_workers=min(SEND_WORKERS, len(prepared) or 1)) as pool:
-        outcomes = list(pool.map(_safe_send, prepared))
-    with sessions.begin() as session:
+    try:
+        with sessions.begin() as session:
+            claimed = list(session.scalars(select(Delivery).where(Delivery.id.in_(ids))))
+            kept = _preload(session, claimed)
+            for delivery in claimed:
+                try:
+                    prepared.append(_prepare(session, delivery, settings, transports, box))
+                except ChannelDisabledError as error:  # disabled since: not sent, not retried
+                    delivery.status = DeliveryStatus.FAILED
+                    delivery.lease_until = None
+                    delivery.last_error = str(error)
+                    result.failed += 1
+                except Exception as error:  # a row that cannot even be built fails for good
+                    logger.exception("delivery %s cannot be prepared", delivery.id)
+                    delivery.status = DeliveryStatus.FAILED
+                    delivery.last_error = f"cannot prepare: {type(error).__name__}: {error}"
+                    result.failed += 1
+        with ThreadPoolExecutor(max_workers=min(SEND_WORKERS, len(prepared) or 1)) as pool:
+            outcomes = list(pool.map(_safe_send, prepared))
+    finally:
+        if owned:
+            transports.webhook.close()  # its connection pools; the email transport holds none
+    with sessions.begin() as session, session.no_autoflush:  # one flush, at commit
+        kept = _preload(
+            session, list(session.scalars(select(Delivery).where(Delivery.id.in_(ids))))
+        )
         for item, outcome in zip(prepared, outcomes, strict=True):
             _record(session, item.delivery_id, outcome, now(), rng, result)
+    del kept
     return result
 
 
@@ -357,7 +407,7 @@ def _record(
             channel = session.get(EmailChannel, delivery.email_channel_id)
             if channel is not None:
                 channel.last_error = outcome.detail[:2000]  # flagged for the admins
-        if endpoint is not None and outcome.status == 410:
+        if endpoint is not None and endpoint.active and outcome.status == 410:
             _disable(session, endpoint, "the receiver answered 410 Gone", now, result)
         return
     delay = next_attempt_delay(delivery.attempts, rng=rng, retry_after=outcome.retry_after)
@@ -368,11 +418,15 @@ def _record(
         delivery.status = DeliveryStatus.PENDING
         delivery.next_attempt_at = now + delay
         result.retrying += 1
+    # Disable an endpoint that has failed for days; a dead letter also counts, since with
+    # jitter the retry schedule (~75 h +/- 10%) can run out just before DISABLE_AFTER.
     if (
         endpoint is not None
         and endpoint.active
         and endpoint.failing_since is not None
-        and now - endpoint.failing_since >= DISABLE_AFTER
+        and (
+            now - endpoint.failing_since >= DISABLE_AFTER or delivery.status is DeliveryStatus.DEAD
+        )
     ):
         _disable(
             session, endpoint, f"failing since {endpoint.failing_since.isoformat()}", now, result

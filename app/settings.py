@@ -33,8 +33,15 @@ class Settings(BaseSettings):
 
     # Scheduler.
     run_scheduler: bool = False  # `sentinel serve` runs an in-process scheduler only when asked
-    score_interval_minutes: int = 15
+    score_interval_minutes: float = 15
     deliver_interval_seconds: int = 5
+
+    # Crash recovery. A delivery claimed by a process that died is sent again once its lease
+    # has run out: keep it longer than the slowest send (SMTP timeout 30 s, webhooks 15 s).
+    delivery_lease_seconds: float = 120
+    # An Idempotency-Key held by a request that never finished (its process died) is taken
+    # over by a retry after this long; a takeover is safe even if that request was merely slow.
+    idempotency_reservation_seconds: float = 120
 
     # Scoring and alert rules: overrides of the documented defaults in alerts/scoring.py and
     # alerts/rules.py, as JSON objects, e.g. SENTINEL_SCORING_WEIGHTS='{"harm": 30}' and

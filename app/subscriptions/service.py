@@ -193,10 +193,12 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
 
 
 def replay(session: Session, delivery_ids: list[int]) -> list[Delivery]:
-    """Send again (same message id, so receivers can deduplicate), as soon as possible."""
+    """Send again (same message id, so receivers can deduplicate), as soon as possible, with a
+    fresh retry schedule (attempts start again from zero)."""
     now = utc_now()
     deliveries = list(session.scalars(select(Delivery).where(Delivery.id.in_(delivery_ids))))
     for delivery in deliveries:
+        delivery.attempts = 0
         delivery.status = DeliveryStatus.PENDING
         delivery.next_attempt_at = now
         delivery.lease_until = None
