@@ -10,12 +10,16 @@ from types import MappingProxyType
 
 from alerts.levels import AlertLevel
 
-# Score (0-100, alerts.scoring) needed for each level. Calibrated on simulated scenarios of the
-# backtest kinds with the default Weights: a year of common substances across 20 countries
-# scores mostly 15-30 (the highest, heroin with deaths, about 35); a one-day seizure of a new
-# NPS 28-35; a new extreme/very high potency substance or close analogue about 50 on its first
-# detection; the same spreading with deaths 60-75. So warning (40) is above anything established
-# or one-off, and critical (60) needs a new potent substance with harm or spread.
+# Score (0-100, alerts.scoring) needed for each level. Calibrated on the backtest scenarios
+# (scenarios/*.json) with the default Weights and ScoringParams: a year of common substances
+# across 20 countries scores mostly 15-30 (the highest, a synthetic cannabinoid or heroin with
+# growth alarms, about 36); a one-day seizure of 20 samples of a new NPS 24 (a controlled one)
+# to 32 (an uncontrolled analogue of controlled ones; 38 for a cluster near high-potency
+# references); the first detection of a new analogue of controlled drugs 30-37; the same seen
+# on three separate days 42-47; a new extreme/very high potency substance or close analogue
+# about 54 on its first detection; new substances spreading with deaths or intoxications 60-78.
+# So warning (40) is above anything established or one-off, and critical (60) needs a new
+# substance with potency or harm and spread.
 DEFAULT_THRESHOLDS: Mapping[AlertLevel, float] = MappingProxyType(
     {
         AlertLevel.INFO: 20.0,

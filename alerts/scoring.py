@@ -75,7 +75,7 @@ class Facts:
     as_of: date
     potency_tier: str  # PotencyTier value; a cluster's is the highest among its nearest references
     category: str | None  # Category value of a substance; None for clusters
-    controlled: bool  # internationally controlled / cluster is an analogue of a controlled one
+    controlled: bool  # the substance is internationally controlled (a cluster never is)
     detections_90d: int
     countries_90d: int
     labs_90d: int
@@ -89,6 +89,10 @@ class Facts:
     new_countries_28d: int  # countries whose first detection of the subject is in 28 days
     potent_similarity: float  # max Tanimoto to an extreme/very_high reference; 1.0 if one itself
     data_start: date | None = None
+    # Not controlled itself but an analogue of a controlled substance (Tanimoto >= 0.5, the
+    # chemistry's analogue threshold): a cluster's controlled_analogue, or an uncontrolled NPS
+    # whose nearest controlled reference is that close.
+    controlled_analogue: bool = False
 
     def __post_init__(self) -> None:
         if self.subject_type not in SUBJECT_TYPES:
@@ -102,6 +106,8 @@ class Facts:
         )  # fmt: skip
         if min(counts) < 0:
             raise ValueError("counts must be non-negative")
+        if self.controlled and self.controlled_analogue:
+            raise ValueError("a controlled substance is not a controlled analogue")
 
     @property
     def daily_series(self) -> tuple[int, ...]:
@@ -128,7 +134,8 @@ class Weights:
     Emergence (novelty, growth) and danger (harm, potency analogy) carry most of the scale;
     prevalence and persistence, which make a substance a priority for the long term (UNODC's
     "most harmful, persistent and prevalent"), carry less, so that an established common
-    substance stays below warning while a new potent one reaches it on its first detection.
+    substance stays below warning while a new potent one reaches it on its first detection,
+    and a new analogue of controlled drugs once it has been detected on three separate days.
     """
 
     harm: float = 20.0
@@ -197,13 +204,29 @@ class ScoringParams:
     # market before collection began: its novelty counts in proportion (0 on the first day).
     novelty_warmup_days: int = 28
     new_countries_full: int = 3  # countries reached for the first time in the last 28 days
-    novelty_spread_share: float = 0.5  # novelty = (1 - share) * newness + share * spread
+    # novelty = 1 - (1 - newness * occasions) * (1 - share * spread): a new subject, or one
+    # reaching new countries (which counts at most `share`), is news.
+    novelty_spread_share: float = 0.5
     category_novelty: Mapping[str, float] = field(default_factory=lambda: CATEGORY_NOVELTY)
+    # Separate days with detections (in the daily series). A new subject seen on one day only
+    # may be one event, one seizure analysed as many samples, or a one-off: its newness and its
+    # control analogy count single_occasion. Seen again on other days it is on the market, and
+    # they count fully at occasions_full days (issue 6 expects an emerging substance to be a
+    # warning within days of its third detection). Potency analogy is not discounted: one
+    # batch of a nitazene analogue can kill.
+    single_occasion: float = 0.6
+    occasions_full: int = 3
     # Tanimoto (Morgan r2) to an extreme/very high potency reference. 0.4 is where ECFP4
     # similarity starts to suggest shared activity; 0.7 is a close analogue (the chemistry
     # package flags analogues and joins clusters at 0.5).
     similarity_start: float = 0.4
     similarity_full: float = 0.7
+    # Analogy value of a new, uncontrolled analogue of a controlled substance (Facts.
+    # controlled_analogue): the designer-drug pattern early warning exists for, a structure made
+    # to stand in for a controlled drug while outside the 1961/1971 Conventions (UNODC's NPS
+    # definition); 558 of the library's 683 uncontrolled NPS have such a controlled neighbour.
+    # Below potency analogy (1), since controlled drugs span every potency.
+    controlled_analogy: float = 0.6
 
 
 def score(
@@ -334,48 +357,72 @@ def _newness(f: Facts, p: ScoringParams) -> float:
     return _clip(1.0 - (f.as_of - f.first_detected_on).days / p.novelty_days)
 
 
+def _occasions(f: Facts, p: ScoringParams) -> tuple[float, int]:
+    """single_occasion on one day with detections, rising linearly to 1 at occasions_full
+    separate days (counted over the daily series); and the number of days."""
+    days = sum(1 for count in f.daily_series if count > 0)
+    if p.occasions_full <= 1:
+        return 1.0, days
+    more = _clip((days - 1) / (p.occasions_full - 1))
+    return p.single_occasion + (1.0 - p.single_occasion) * more, days
+
+
 def _novelty(f: Facts, p: ScoringParams) -> tuple[float, str]:
-    """category factor * warm-up * ((1 - s) * newness + s * spread), spread = new countries
-    in 28 days / new_countries_full: a new substance, and one reaching new countries, is news."""
+    """category factor * warm-up * (1 - (1 - newness * occasions) * (1 - s * spread)), spread =
+    new countries in 28 days / new_countries_full: a new substance seen on separate days, and
+    one reaching new countries, is news. With the defaults a first detection in one country
+    scores 1 - (1 - 0.6) * (1 - 1/6) = 2/3, a new subject seen on three days 1 wherever."""
     age = (f.as_of - f.first_detected_on).days
     spread = _clip(f.new_countries_28d / p.new_countries_full)
     s = p.novelty_spread_share
     warmup, note = _warmup(f, p)
+    occasions, days = _occasions(f, p)
     if f.subject_type == "cluster":
         factor, notes = 1.0, ["new cluster"]
     else:
         factor = p.category_novelty.get(f.category or "nps", 1.0)
         notes = [] if factor == 1.0 else [f"{f.category} (counts {factor:.2f})"]
     notes += [note] if note else []
-    value = factor * warmup * ((1.0 - s) * _newness(f, p) + s * spread)
+    newness = _newness(f, p)
+    value = factor * warmup * (1.0 - (1.0 - newness * occasions) * (1.0 - s * spread))
     n = f.new_countries_28d
     countries = "1 new country" if n == 1 else f"{n} new countries"
     ago = "today" if age == 0 else f"{_plural(age, 'day')} ago"
     when = (
         f"first detected {ago} ({f.first_detected_on.isoformat()}), "
-        f"{_plural(f.total_detections, 'detection')} in all"
+        f"{_plural(f.total_detections, 'detection')} in all (new for {p.novelty_days})"
     )
-    return value, "; ".join(
-        [*notes, f"{when} (new for {p.novelty_days})", f"{countries} in 28 days"]
+    seen = (
+        f"detections on {_plural(days, 'separate day')} "
+        f"({occasions:.2f}, full at {p.occasions_full})"
     )
+    return value, "; ".join([*notes, when, seen, f"{countries} in 28 days"])
 
 
 def _potency_analogy(f: Facts, p: ScoringParams) -> tuple[float, str]:
-    """Similarity to extreme/very high potency references, for subjects that are new: the
-    similarity part (0 at similarity_start, 1 at similarity_full) times newness (and warm-up).
-    A known potent substance keeps its potency in harm; this is the early signal a new
-    analogue needs before anything else is known about it."""
+    """For subjects that are new: newness (and warm-up) times the larger of the potency part,
+    similarity to extreme/very high potency references (0 at similarity_start, 1 at
+    similarity_full), and the control part, controlled_analogy * occasions for an uncontrolled
+    analogue of a controlled substance. A known potent substance keeps its potency in harm;
+    this is the early signal a new analogue needs before anything else is known about it."""
     sim = f.potent_similarity
-    part = _clip((sim - p.similarity_start) / (p.similarity_full - p.similarity_start))
+    potent = _clip((sim - p.similarity_start) / (p.similarity_full - p.similarity_start))
+    occasions, days = _occasions(f, p)
+    control = p.controlled_analogy * occasions if f.controlled_analogue else 0.0
     warmup, note = _warmup(f, p)
     newness = _newness(f, p) * warmup
     if f.subject_type == "substance" and f.potency_tier in ("extreme", "very_high"):
-        what = f"itself of potency tier {f.potency_tier}"
+        what = [f"itself of potency tier {f.potency_tier}"]
     else:
-        what = (
+        what = [
             f"Tanimoto {sim:.2f} to the nearest extreme or very high potency reference "
             f"(counts from {p.similarity_start}, full at {p.similarity_full})"
+        ]
+    if f.controlled_analogue:
+        what.append(
+            f"analogue of a controlled substance ({p.controlled_analogy:g} x {occasions:.2f} "
+            f"for detections on {_plural(days, 'separate day')} = {control:.2f})"
         )
     age = (f.as_of - f.first_detected_on).days
     new = f"newness {newness:.2f} (first detected {_plural(age, 'day')} ago)"
-    return part * newness, "; ".join([what, new] + ([note] if note else []))
+    return max(potent, control) * newness, "; ".join([*what, new] + ([note] if note else []))

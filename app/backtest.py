@@ -21,7 +21,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.levels import AlertLevel
@@ -195,6 +195,7 @@ def run_scenario(
     with tempfile.TemporaryDirectory(dir=workdir) as folder:
         settings = Settings(database_url=f"sqlite:///{Path(folder) / 'backtest.db'}")
         engine = make_engine(settings.database_url)
+        event.listen(engine, "connect", _throwaway)
         upgrade(engine)
         sessions = make_sessionmaker(engine)
         with sessions.begin() as session:
@@ -203,6 +204,14 @@ def run_scenario(
             return _replay(scenario, sessions, settings, scale)
         finally:
             engine.dispose()
+
+
+def _throwaway(dbapi_connection: Any, _record: Any) -> None:
+    """The backtest database is deleted when the run ends: skip the fsync that app.db's FULL
+    synchronous mode does on every commit (a run commits thousands of times)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=OFF")
+    cursor.close()
 
 
 def _replay(
@@ -317,12 +326,16 @@ def _report(
             result.verdict = f"FAIL: reached {stream.must_stay_below}"
             problems.append(f"{stream.id}: {result.verdict}")
         results.append(result)
-    if scenario.max_false_warnings is not None and false_warnings > scenario.max_false_warnings:
+    if not _false_warnings_ok(scenario, false_warnings):
         problems.append(
             f"{false_warnings} false warning-or-higher alerts "
             f"(at most {scenario.max_false_warnings})"
         )
     return ScenarioResult(scenario, results, false_warnings, not problems, problems)
+
+
+def _false_warnings_ok(scenario: Scenario, false_warnings: int) -> bool:
+    return scenario.max_false_warnings is None or false_warnings <= scenario.max_false_warnings
 
 
 def format_table(results: list[ScenarioResult]) -> str:
@@ -345,10 +358,12 @@ def format_table(results: list[ScenarioResult]) -> str:
                 f"{r.offset('advisory')} | {r.offset('warning')} | {r.offset('critical')} | "
                 f"{r.verdict} |"
             )
-        if scenario_result.scenario.max_false_warnings is not None:
+        scenario, count = scenario_result.scenario, scenario_result.false_warnings
+        if scenario.max_false_warnings is not None:
+            # Judged on the count alone: a stream's own failure is on the stream's row.
+            verdict = "ok" if _false_warnings_ok(scenario, count) else "FAIL"
             lines.append(
-                f"| {scenario_result.scenario.name} | (false warning-or-higher alerts) "
-                f"| | | | | {scenario_result.false_warnings} | | "
-                f"{'ok' if scenario_result.passed else 'FAIL'} |"
+                f"| {scenario.name} | (false warning-or-higher alerts) "
+                f"| | | | | {count} | | {verdict} |"
             )
     return "\n".join(lines)

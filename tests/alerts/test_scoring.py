@@ -126,7 +126,20 @@ SC_CLUSTER = replace(
     first_detected_on=AS_OF - timedelta(weeks=8) + timedelta(days=2),
     potent_similarity=0.5,
 )
-ALL = [FIRST_DETECTION, COMMON, BURST, CATHINONE, SC_CLUSTER]
+# A new designer cathinone: not controlled, unknown potency, an analogue of controlled ones,
+# found by one lab on three days of its first week (six, three and zero days ago).
+EMERGING_ANALOGUE = replace(
+    FIRST_DETECTION,
+    potency_tier="unknown",
+    controlled_analogue=True,
+    detections_90d=3,
+    daily_counts=(0,) * (DAYS - 7) + (1, 0, 0, 1, 0, 0, 1),
+    weekly_counts=weekly([3]),
+    total_detections=3,
+    first_detected_on=AS_OF - timedelta(days=6),
+    potent_similarity=0.2,
+)
+ALL = [FIRST_DETECTION, COMMON, BURST, CATHINONE, SC_CLUSTER, EMERGING_ANALOGUE]
 
 
 def level(facts: Facts) -> AlertLevel | None:
@@ -140,8 +153,9 @@ def points(threat: ThreatScore) -> dict[str, float]:
 def test_a_new_nitazene_reaches_warning_on_its_first_detection() -> None:
     threat = score(FIRST_DETECTION)
     # harm 1 * 20; prevalence (1/10 + 1/10 + ln 2 / ln 101) / 3 * 10; persistence 1/8 * 10;
-    # growth 0 (one detection alarms nothing); novelty (1/2 * 1 + 1/2 * 1/3) * 25 (new today,
-    # one new country of the 3 that saturate); potency analogy 1 * 15 (itself extreme, new).
+    # growth 0 (one detection alarms nothing); novelty (1 - (1 - 1 * 0.6) * (1 - 1/2 * 1/3)) * 25
+    # = 2/3 * 25 (new today but seen on one day only, one new country of the 3 that saturate);
+    # potency analogy 1 * 15 (itself extreme, new: not discounted for a single occasion).
     prevalence = (0.1 + 0.1 + math.log(2) / math.log(101)) / 3 * 10
     expected = 20 + prevalence + 1.25 + 0 + 25 * (0.5 + 0.5 / 3) + 15
     assert threat.score == round(expected, 1) == 54.1
@@ -178,7 +192,8 @@ def test_a_one_day_seizure_burst_does_not_reach_warning() -> None:
     threat = score(BURST)
     # Every daily detector and Farrington alarm, but detections on 1 of 28 days make growth 0:
     # harm 0.35 * 20 = 7; prevalence (0.1 + 0.1 + ln 21 / ln 101) / 3 * 10 = 2.87;
-    # persistence 1.25; novelty 16.67 (a new NPS, one country); analogy 0 (similarity 0.3).
+    # persistence 1.25; novelty 2/3 * 25 = 16.67 (a new NPS seen on one day, in one country);
+    # analogy 0 (similarity 0.3, not an analogue of a controlled substance).
     assert threat.score == pytest.approx(7 + 2.866 + 1.25 + 16.667, abs=0.05)
     growth = threat.components[COMPONENTS.index("growth")]
     assert growth.value == 0
@@ -210,6 +225,83 @@ def test_a_new_synthetic_cannabinoid_cluster_reaches_warning() -> None:
     assert growth.value > 0.5
     assert 0 < threat.components[COMPONENTS.index("potency_analogy")].value < 0.5
     assert level(SC_CLUSTER) is AlertLevel.WARNING
+
+
+def test_a_new_analogue_of_controlled_drugs_seen_on_three_days_reaches_warning() -> None:
+    threat = score(EMERGING_ANALOGUE)
+    newness = 1 - 6 / 365
+    # harm 0.3 * 20 (unknown tier); prevalence (0.1 + 0.1 + ln 4 / ln 101) / 3 * 10;
+    # persistence 1.25; growth 0 (three lone detections alarm nothing); novelty
+    # (1 - (1 - newness * 1) * (1 - 1/6)) * 25: seen on 3 days, fully new in one country;
+    # analogy 0.6 * 1 * newness * 15: an analogue of a controlled substance, seen on 3 days.
+    prevalence = (0.2 + math.log(4) / math.log(101)) / 3 * 10
+    novelty = (1 - (1 - newness) * (1 - 1 / 6)) * 25
+    expected = 6 + prevalence + 1.25 + 0 + novelty + 0.6 * newness * 15
+    assert threat.score == round(expected, 1) == 42.4
+    assert points(threat)["growth"] == 0
+    assert "detections on 3 separate days" in threat.components[COMPONENTS.index("novelty")].reason
+    assert "analogue of a controlled substance" in threat.components[-1].reason
+    assert level(EMERGING_ANALOGUE) is AlertLevel.WARNING
+
+
+def test_the_same_analogue_on_its_first_day_is_an_advisory() -> None:
+    first = replace(
+        EMERGING_ANALOGUE,
+        detections_90d=1,
+        daily_counts=FIRST_DETECTION.daily_counts,
+        weekly_counts=weekly([1]),
+        total_detections=1,
+        first_detected_on=AS_OF,
+    )
+    # 6 + (0.2 + ln 2 / ln 101) / 3 * 10 + 1.25 + 2/3 * 25 + 0.6 * 0.6 * 15: one occasion
+    # counts 0.6 of the newness and of the control analogy.
+    prevalence = (0.2 + math.log(2) / math.log(101)) / 3 * 10
+    assert score(first).score == round(6 + prevalence + 1.25 + 25 * 2 / 3 + 5.4, 1) == 30.5
+    assert level(first) is AlertLevel.ADVISORY
+
+
+def test_a_controlled_substance_gets_no_analogue_credit() -> None:
+    with pytest.raises(ValueError, match="controlled analogue"):
+        replace(EMERGING_ANALOGUE, controlled=True)
+    plain = replace(EMERGING_ANALOGUE, controlled_analogue=False)
+    assert points(score(plain))["potency_analogy"] == 0
+    assert score(EMERGING_ANALOGUE).score - score(plain).score == pytest.approx(
+        0.6 * (1 - 6 / 365) * 15, abs=0.1
+    )
+
+
+def test_a_new_subject_seen_on_two_days_is_between() -> None:
+    # Occasions 0.6 + 0.4 * (2 - 1) / (3 - 1) = 0.8 for novelty and control analogy.
+    two = replace(EMERGING_ANALOGUE, daily_counts=(0,) * (DAYS - 7) + (1, 0, 0, 0, 0, 0, 2))
+    newness = 1 - 6 / 365
+    novelty = score(two).components[COMPONENTS.index("novelty")]
+    assert novelty.value == pytest.approx(1 - (1 - newness * 0.8) * (1 - 1 / 6))
+    analogy = score(two).components[COMPONENTS.index("potency_analogy")]
+    assert analogy.value == pytest.approx(0.6 * 0.8 * newness)
+
+
+def test_a_one_day_burst_of_a_potent_looking_controlled_analogue_stays_below_warning() -> None:
+    # The hardest one-off: a new cluster whose nearest references are of high potency and
+    # controlled, 20 samples from one seizure. harm 0.6 * 20; prevalence 2.87; persistence
+    # 1.25; growth 0 (one day); novelty 2/3 * 25; analogy 0.6 * 0.6 * 15 (one occasion).
+    burst = replace(
+        BURST,
+        subject_type="cluster",
+        category=None,
+        potency_tier="high",
+        controlled_analogue=True,
+        potent_similarity=0.2,
+    )
+    prevalence = (0.2 + math.log(21) / math.log(101)) / 3 * 10
+    assert score(burst).score == pytest.approx(12 + prevalence + 1.25 + 25 * 2 / 3 + 5.4, abs=0.05)
+    assert level(burst) is AlertLevel.ADVISORY
+    for days_later in range(1, 29):
+        later = replace(
+            burst,
+            as_of=AS_OF + timedelta(days=days_later),
+            daily_counts=burst.daily_counts[days_later:] + (0,) * days_later,
+        )
+        assert score(later).score < Policy().thresholds[AlertLevel.WARNING]
 
 
 @pytest.mark.parametrize("facts", ALL)
