@@ -265,6 +265,7 @@ def scheduler() -> None:
 
     Start as many as you like: one becomes the leader, the others stand by.
     """
+    import logging
     import signal
     import threading
 
@@ -272,6 +273,11 @@ def scheduler() -> None:
     from app.scheduler import SchedulerService
 
     settings = Settings()
+    # Without this, who leads and which jobs ran (INFO) would not be logged at all.
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # webhook URLs may carry credentials
     engine = make_engine(settings.database_url)
     service = SchedulerService(JobContext(make_sessionmaker(engine), settings), engine)
     stop = threading.Event()

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -76,24 +77,31 @@ def client_address(request: Request) -> str | None:
     return peer
 
 
-def _presented_key(request: Request) -> str | None:
-    authorization = request.headers.get("authorization", "")
-    scheme, _, credentials = authorization.partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    header = request.headers.get("x-api-key")
-    return header.strip() if header else None
+# Declared as security schemes so that the OpenAPI document says which operations need a key.
+# auto_error=False: a missing or malformed key is our 401 problem+json, not FastAPI's 403.
+_BEARER = HTTPBearer(auto_error=False, description="an API key: 'Authorization: Bearer snt_...'")
+_API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="an API key, for clients that cannot set Bearer"
+)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+ApiKeyHeaderDep = Annotated[str | None, Depends(_API_KEY_HEADER)]
+
+
+def _presented_key(bearer: HTTPAuthorizationCredentials | None, header: str | None) -> str | None:
+    if bearer is not None and bearer.credentials.strip():
+        return bearer.credentials.strip()
+    return header.strip() if header and header.strip() else None
 
 
 _TOUCH_INTERVAL = timedelta(minutes=1)
 
 
-def authenticate(request: Request) -> Principal:
+def authenticate(request: Request, bearer: BearerDep, header: ApiKeyHeaderDep) -> Principal:
     """Resolve the API key (Authorization: Bearer, or X-API-Key) into a principal."""
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    presented = _presented_key(request)
+    presented = _presented_key(bearer, header)
     if presented is None:
         raise AuthenticationError("missing API key: send 'Authorization: Bearer <key>'")
     prefix = split_api_key(presented)
@@ -129,14 +137,18 @@ AuthenticatedDep = Annotated[Principal, Depends(authenticate)]
 
 
 def require(*roles: ApiRole) -> Callable[[Principal], Principal]:
-    """A dependency that admits only the given roles (admins are always admitted)."""
-    allowed = {*roles, ApiRole.ADMIN}
+    """A dependency that admits only the given roles (admins are always admitted).
 
-    def check(principal: AuthenticatedDep) -> Principal:
+    The roles are the security scopes of the key check, so the OpenAPI document lists them in
+    each operation's security requirement (OpenAPI 3.1 allows role names there).
+    """
+    allowed = {*roles, ApiRole.ADMIN}
+    names = sorted(role.value for role in allowed)
+
+    def check(principal: Principal = Security(authenticate, scopes=names)) -> Principal:
         if principal.role not in allowed:
-            names = ", ".join(sorted(role.value for role in allowed))
             raise PermissionDeniedError(
-                f"role {principal.role.value!r} may not do this (allowed: {names})"
+                f"role {principal.role.value!r} may not do this (allowed: {', '.join(names)})"
             )
         return principal
 
@@ -151,4 +163,7 @@ AnyRole = Annotated[
     Principal,
     Depends(require(ApiRole.LAB, ApiRole.OFFICER, ApiRole.SUBSCRIBER)),
 ]
+# Structure analysis and the reference library: for labs and officers, not for subscribers, who
+# receive alerts and nothing else (ARCHITECTURE.md: who uses it).
+AnalysisUser = Annotated[Principal, Depends(require(ApiRole.LAB, ApiRole.OFFICER))]
 AlertReader = Annotated[Principal, Depends(require(ApiRole.OFFICER, ApiRole.SUBSCRIBER))]

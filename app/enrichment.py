@@ -12,9 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.catalogue import Catalogue
+from app.chemistry_pool import Chemistry, chemistry_for
 from app.errors import FieldError, InvalidFieldsError
 from app.models import Cluster, Substance, SubstanceName
 from app.models.enums import InputType
+from app.settings import Settings
 from chemistry.analysis import Analysis
 from chemistry.errors import InvalidStructureError
 from chemistry.structures import Identity
@@ -76,8 +78,16 @@ class Enricher:
     from a changed reference library.
     """
 
-    def __init__(self, catalogue: Catalogue | None = None, cache_size: int = 20_000) -> None:
+    def __init__(
+        self,
+        catalogue: Catalogue | None = None,
+        cache_size: int = 20_000,
+        chemistry: Chemistry | None = None,
+    ) -> None:
         self.catalogue = catalogue or Catalogue()
+        # Submitted structures are untrusted: their chemistry runs as SENTINEL_CHEMISTRY_ISOLATION
+        # says (worker processes with limits by default); reference standards run inline.
+        self.chemistry = chemistry or chemistry_for(Settings().chemistry_isolation)
         self.catalogue.on_change.append(self.invalidate)
         self._cache: OrderedDict[tuple[str, str], Enrichment] = OrderedDict()
         self._cache_size = cache_size
@@ -104,7 +114,7 @@ class Enricher:
             analysis = analyser.analyse(substance.smiles) if substance is not None else None
         else:
             try:
-                analysis = analyser.analyse_or_raise(text, input_type.value)
+                analysis = self.chemistry.analyse(analyser, text, input_type.value)
             except InvalidStructureError as error:
                 raise InvalidFieldsError(
                     [FieldError(f"{field_prefix}.{input_type.value}", error.reason)]

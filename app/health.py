@@ -18,7 +18,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None)
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses={503: {"description": "the database is unreachable or not at the schema head"}},
+)
 def readyz(request: Request) -> dict[str, str] | JSONResponse:
     """The database answers and its schema is at the migrations' head."""
     engine: Engine = request.app.state.engine

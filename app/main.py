@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from app import problems
+from app import openapi, problems
+from app.chemistry_pool import chemistry_for
 from app.db import make_engine, make_sessionmaker
 from app.detections.routes import router as detections_router
 from app.enrichment import Enricher
@@ -20,7 +21,9 @@ from app.ratelimit import RateLimiter
 from app.settings import Settings
 from app.subscriptions.routes import router as subscriptions_router
 from app.substances.routes import router as substances_router
+from app.triage.cap import router as cap_router
 from app.triage.routes import router as triage_router
+from app.web import install as install_console
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -30,6 +33,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     """
     settings = settings or Settings()
     logging.basicConfig(level=settings.log_level.upper())
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # webhook URLs may carry credentials
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,14 +64,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.read_sessions = make_sessionmaker(engine, read_only=True)
     app.state.migration_heads = script_heads()
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
-    app.state.enricher = Enricher()
+    app.state.enricher = Enricher(chemistry=chemistry_for(settings.chemistry_isolation))
 
     problems.install(app)
+    openapi.install(app)
     app.include_router(health_router)
     app.include_router(detections_router)
     app.include_router(triage_router)
+    app.include_router(cap_router)
     app.include_router(subscriptions_router)
     app.include_router(substances_router)
+    install_console(app)  # the web console: /console pages and /console/static files
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.errors import (
     AuthenticationError,
@@ -36,6 +39,24 @@ _STATUS: dict[type[ServiceError], tuple[int, str]] = {
     RateLimitedError: (429, "Too Many Requests"),
     InvalidFieldsError: (422, "Unprocessable Content"),
 }
+
+
+class ProblemField(BaseModel):
+    field: str = Field(description="dotted path of the offending input, e.g. substance.smiles")
+    reason: str
+
+
+class Problem(BaseModel):
+    """The body of every error response (RFC 9457), as documented in the OpenAPI schema."""
+
+    type: str = Field(description="always about:blank: the status and title say it all")
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemField] | None = Field(
+        default=None, description="422 only: one entry per invalid field"
+    )
+
 
 _REASONS = {
     "extra_forbidden": "unknown field",
@@ -85,6 +106,28 @@ def invalid_fields_response(errors: list[FieldError]) -> JSONResponse:
     )
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts at the request's path (for the Allow header of a 405)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def on_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -106,14 +149,12 @@ def install(app: FastAPI) -> None:
         return problem(status, title, exc.detail, headers=headers or None)
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, "Error")
-        return problem(
-            exc.status_code,
-            title,
-            str(exc.detail),
-            headers=dict(exc.headers) if exc.headers else None,
-        )
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route whose path matched.
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem(exc.status_code, _title(exc.status_code), str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import threading
+from contextlib import suppress
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -28,6 +29,7 @@ ADVISORY_LOCK_KEY = 0x53454E54  # "SENT"
 
 class LeaderLock(Protocol):
     def try_acquire(self) -> bool: ...
+    def held(self) -> bool: ...
     def release(self) -> None: ...
 
 
@@ -39,17 +41,39 @@ class PostgresLeaderLock:
     def try_acquire(self) -> bool:
         if self._connection is None:
             self._connection = self.engine.connect()
-        acquired = bool(
-            self._connection.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
-            ).scalar()
-        )
-        self._connection.commit()
+        try:
+            acquired = bool(
+                self._connection.execute(
+                    text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
+                ).scalar()
+            )
+            self._connection.commit()
+        except Exception:
+            self.release()  # a broken connection: the next attempt opens a new one
+            raise
         return acquired
+
+    def held(self) -> bool:
+        """The lock lives as long as our database session: if the session is gone (server
+        restart, connection killed) the server has dropped the lock and another may lead."""
+        if self._connection is None:
+            return False
+        try:
+            self._connection.execute(text("SELECT 1"))
+            self._connection.commit()
+        except Exception:
+            self.release()
+            return False
+        return True
 
     def release(self) -> None:
         if self._connection is not None:
-            self._connection.close()  # closing the session releases the advisory lock
+            # invalidate() ends the database session, which drops the advisory lock; close()
+            # alone would return the session to the pool with the lock still held.
+            with suppress(Exception):
+                self._connection.invalidate()
+            with suppress(Exception):
+                self._connection.close()
             self._connection = None
 
 
@@ -67,6 +91,9 @@ class FileLeaderLock:
             return False
         self._handle = handle
         return True
+
+    def held(self) -> bool:
+        return self._handle is not None  # an flock lasts as long as this process holds the file
 
     def release(self) -> None:
         if self._handle is not None:
@@ -108,14 +135,24 @@ def build_scheduler(context: JobContext) -> BackgroundScheduler:
 
 
 class SchedulerService:
-    """Runs the scheduler while this process holds the leader lock; otherwise stands by."""
+    """Runs the scheduler while this process holds the leader lock; otherwise stands by.
+
+    A standby tries for the lock every `standby_seconds`; the leader checks every
+    `check_seconds` that it still holds it, and stops its jobs and stands by when it does not.
+    """
 
     def __init__(
-        self, context: JobContext, engine: Engine, *, standby_seconds: float = 5.0
+        self,
+        context: JobContext,
+        engine: Engine,
+        *,
+        standby_seconds: float = 5.0,
+        check_seconds: float = 1.0,
     ) -> None:
         self.context = context
         self.lock = leader_lock_for(engine)
         self.standby_seconds = standby_seconds
+        self.check_seconds = check_seconds
         self.scheduler: BackgroundScheduler | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -131,14 +168,19 @@ class SchedulerService:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                if self.lock.try_acquire():
+                if self.scheduler is None and self.lock.try_acquire():
                     logger.info("this process is the scheduler leader")
                     self.scheduler = build_scheduler(self.context)
                     self.scheduler.start()
-                    return
+                elif self.scheduler is not None and not self.lock.held():
+                    logger.error("the leader lock was lost: stopping the jobs, standing by")
+                    self.scheduler.shutdown(wait=False)
+                    self.scheduler = None
             except Exception:
                 logger.exception("leader election failed; retrying")
-            self._stop.wait(self.standby_seconds)
+            self._stop.wait(
+                self.check_seconds if self.scheduler is not None else self.standby_seconds
+            )
 
     def stop(self) -> None:
         self._stop.set()

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     # Webhooks: CIDRs admitted despite being private (names are a contract).
     webhook_allowed_networks: str = ""
 
+    # Where the chemistry of submitted structures runs: "process" (worker processes with a time
+    # and a memory limit, so a structure that hangs or crashes RDKit gets a 422 and the service
+    # stays up) or "inline" (in the request thread). See app/chemistry_pool.py.
+    chemistry_isolation: Literal["process", "inline"] = "process"
+
     reference_dir: Path | None = Field(
         default=None, description="reference data folder; the packaged library when unset"
     )

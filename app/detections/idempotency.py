@@ -8,7 +8,9 @@ Protocol, per (lab, key):
 3. a loser finds the row: same request and a stored response -> replay it; same request still in
    flight -> 409; a different request under the same key -> 422.
 A reservation whose work failed is removed so that the key can be used again; one abandoned by
-a crashed process is taken over after RESERVATION_TIMEOUT.
+a crashed process is taken over after a timeout (RESERVATION_TIMEOUT by default). The
+reservation's time is its fence: the response is stored only while the record still carries it,
+so if a request that was merely slow is taken over, only one of the two can commit its work.
 Keys are kept for at least KEEP_FOR (a cleanup job deletes older ones).
 """
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -44,18 +46,30 @@ class Replay:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """This request holds the key since `reserved_at` (the record's created_at)."""
+
+    organisation_id: int
+    key: str
+    reserved_at: datetime
+
+
 def reserve(
     sessions: sessionmaker[Session],
     organisation_id: int,
     key: str,
     method_path: str,
     fingerprint: str,
-) -> Replay | None:
+    *,
+    timeout: timedelta = RESERVATION_TIMEOUT,
+) -> Replay | Reservation:
     """Reserve the key for this request, or return the stored response to replay."""
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidFieldsError(
             [FieldError("header.Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} characters")]
         )
+    reserved_at = utc_now()
     try:
         with sessions.begin() as session:
             session.add(
@@ -64,9 +78,10 @@ def reserve(
                     key=key,
                     method_path=method_path,
                     request_hash=fingerprint,
+                    created_at=reserved_at,
                 )
             )
-        return None
+        return Reservation(organisation_id, key, reserved_at)
     except IntegrityError:
         pass
     with sessions.begin() as session:
@@ -76,15 +91,17 @@ def reserve(
             )
         )
         if record is None:  # released between our insert and this read: try once more
+            reserved_at = utc_now()
             session.add(
                 IdempotencyRecord(
                     organisation_id=organisation_id,
                     key=key,
                     method_path=method_path,
                     request_hash=fingerprint,
+                    created_at=reserved_at,
                 )
             )
-            return None
+            return Reservation(organisation_id, key, reserved_at)
         if record.request_hash != fingerprint:
             raise InvalidFieldsError(
                 [
@@ -96,33 +113,44 @@ def reserve(
             )
         if record.status_code is not None and record.response_body is not None:
             return Replay(record.status_code, record.response_body)
-        if utc_now() - record.created_at > RESERVATION_TIMEOUT:
-            record.created_at = utc_now()  # abandoned by a crashed request: take it over
-            return None
+        if utc_now() - record.created_at > timeout:
+            # Abandoned, most likely by a crashed process: take it over (moving the fence).
+            reserved_at = utc_now()
+            record.created_at = reserved_at
+            return Reservation(organisation_id, key, reserved_at)
     raise ConflictError("a request with this Idempotency-Key is still being processed")
 
 
-def complete(
-    session: Session, organisation_id: int, key: str, status_code: int, body: dict[str, Any]
-) -> None:
-    """Store the response in the caller's transaction (the one that did the work)."""
-    session.execute(
-        update(IdempotencyRecord)
-        .where(IdempotencyRecord.organisation_id == organisation_id, IdempotencyRecord.key == key)
-        .values(status_code=status_code, response_body=body)
+def _held(reservation: Reservation) -> Any:
+    return (
+        (IdempotencyRecord.organisation_id == reservation.organisation_id)
+        & (IdempotencyRecord.key == reservation.key)
+        & (IdempotencyRecord.created_at == reservation.reserved_at)
+        & IdempotencyRecord.status_code.is_(None)
     )
 
 
-def release(sessions: sessionmaker[Session], organisation_id: int, key: str) -> None:
+def complete(
+    session: Session, reservation: Reservation, status_code: int, body: dict[str, Any]
+) -> None:
+    """Store the response in the caller's transaction (the one that did the work), if the key
+    is still ours; if a retry took it over meanwhile, fail so that this work is rolled back.
+    (On PostgreSQL the UPDATE waits for a competing holder's transaction, then re-checks.)"""
+    result = session.execute(
+        update(IdempotencyRecord)
+        .where(_held(reservation))
+        .values(status_code=status_code, response_body=body)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConflictError(
+            "this request's Idempotency-Key was taken over by a retry; retry to get its response"
+        )
+
+
+def release(sessions: sessionmaker[Session], reservation: Reservation) -> None:
     """Drop a reservation whose work failed, so the key can be used again."""
     with sessions.begin() as session:
-        session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.organisation_id == organisation_id,
-                IdempotencyRecord.key == key,
-                IdempotencyRecord.status_code.is_(None),
-            )
-        )
+        session.execute(delete(IdempotencyRecord).where(_held(reservation)))
 
 
 def purge_expired(session: Session) -> int:

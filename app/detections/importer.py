@@ -68,6 +68,18 @@ class ImportResult:
         return len({rejection.row for rejection in self.rejections})
 
 
+_NUMBER_COLUMNS = ("purity_percent",)
+
+
+def _number(text: str) -> float | str:
+    """A CSV cell as the JSON number the API expects; text that is no number stays text, so
+    that validation names the field."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _csv_body(row: dict[str, str]) -> dict[str, Any]:
     cells = {key.strip(): (value or "").strip() for key, value in row.items() if key}
     body: dict[str, Any] = {}
@@ -75,9 +87,12 @@ def _csv_body(row: dict[str, str]) -> dict[str, Any]:
     body["substance"] = structure
     for key in _PLAIN_COLUMNS:
         if cells.get(key):
-            body[key] = cells[key]
+            body[key] = _number(cells[key]) if key in _NUMBER_COLUMNS else cells[key]
     if cells.get("quantity"):
-        body["quantity"] = {"value": cells["quantity"], "unit": cells.get("quantity_unit", "")}
+        body["quantity"] = {
+            "value": _number(cells["quantity"]),
+            "unit": cells.get("quantity_unit", ""),
+        }
     if cells.get("co_detected"):
         body["co_detected"] = [
             {"name": name.strip()} for name in cells["co_detected"].split(";") if name.strip()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -23,14 +23,21 @@ from app.detections.schemas import (
     DetectionUpdate,
 )
 from app.enrichment import Enricher
+from app.inputs import IsoDate, RowId, RowIdFilter
 from app.models.enums import DetectionContext, DetectionStatus, SampleType
+from app.settings import Settings
 from chemistry.vocabulary import ChemicalGroup
 
 router = APIRouter(prefix="/v1/detections", tags=["detections"])
 
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", description="retry-safe key, scoped to your lab, kept 48 h"),
+    Header(
+        alias="Idempotency-Key",
+        description="retry-safe key, scoped to your lab, kept 48 h",
+        min_length=1,
+        max_length=idempotency.MAX_KEY_LENGTH,
+    ),
 ]
 
 
@@ -50,30 +57,34 @@ def _idempotent(
 ) -> JSONResponse:
     """Run `work` in one transaction, replaying the first response for a repeated key."""
     sessions: sessionmaker[Session] = request.app.state.sessions
+    settings: Settings = request.app.state.settings
     organisation_id = lab.organisation_id
     assert organisation_id is not None
+    reservation: idempotency.Reservation | None = None
     if key is not None:
-        replay = idempotency.reserve(
+        held = idempotency.reserve(
             sessions,
             organisation_id,
             key,
             f"POST {request.url.path}",
             idempotency.request_hash(f"POST {request.url.path}", body),
+            timeout=timedelta(seconds=settings.idempotency_reservation_seconds),
         )
-        if replay is not None:
+        if isinstance(held, idempotency.Replay):
             return JSONResponse(
-                replay.body,
-                status_code=replay.status_code,
+                held.body,
+                status_code=held.status_code,
                 headers={"Idempotency-Replayed": "true"},
             )
+        reservation = held
     try:
         with sessions.begin() as session:
             payload = model.model_validate(work(session)).model_dump(mode="json")
-            if key is not None:
-                idempotency.complete(session, organisation_id, key, status_code, payload)
+            if reservation is not None:
+                idempotency.complete(session, reservation, status_code, payload)
     except BaseException:
-        if key is not None:
-            idempotency.release(sessions, organisation_id, key)
+        if reservation is not None:
+            idempotency.release(sessions, reservation)
         raise
     return JSONResponse(payload, status_code=status_code)
 
@@ -111,7 +122,11 @@ def create_detection(
     )
 
 
-@router.post("/batch", response_model=BatchResult)
+@router.post(
+    "/batch",
+    response_model=BatchResult,
+    responses={409: {"description": "a concurrent request with the same Idempotency-Key"}},
+)
 def create_detections(
     body: DetectionBatch, request: Request, lab: LabKey, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
@@ -164,14 +179,14 @@ def create_detections(
 def list_detections(
     session: ReadSessionDep,
     reader: DetectionReader,
-    detected_from: date | None = None,
-    detected_to: date | None = None,
+    detected_from: IsoDate | None = None,
+    detected_to: IsoDate | None = None,
     country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
     chemical_group: ChemicalGroup | None = None,
     substance: Annotated[
         str | None, Query(max_length=300, description="InChIKey, name or synonym")
     ] = None,
-    cluster_id: int | None = None,
+    cluster_id: RowIdFilter = None,
     sample_type: SampleType | None = None,
     context: DetectionContext | None = None,
     status: DetectionStatus | None = DetectionStatus.ACTIVE,
@@ -194,16 +209,27 @@ def list_detections(
     return {"items": [service.view(row) for row in rows], "next_cursor": next_cursor}
 
 
-@router.get("/{detection_id}", response_model=DetectionRead)
+@router.get(
+    "/{detection_id:int}",
+    response_model=DetectionRead,
+    responses={404: {"description": "no such detection, or not one this key may see"}},
+)
 def read_detection(
-    detection_id: int, session: ReadSessionDep, reader: DetectionReader
+    detection_id: RowId, session: ReadSessionDep, reader: DetectionReader
 ) -> dict[str, Any]:
     return service.view(service.get_visible(session, reader, detection_id))
 
 
-@router.patch("/{detection_id}", response_model=DetectionRead)
+@router.patch(
+    "/{detection_id:int}",
+    response_model=DetectionRead,
+    responses={
+        404: {"description": "no such detection of your lab"},
+        409: {"description": "withdrawn, or lab_reference already used"},
+    },
+)
 def correct_detection(
-    detection_id: int, body: DetectionUpdate, request: Request, session: SessionDep, lab: LabKey
+    detection_id: RowId, body: DetectionUpdate, request: Request, session: SessionDep, lab: LabKey
 ) -> dict[str, Any]:
     """Correct your lab's detection; the change is audited with the fields before and after."""
     detection, changes = service.correct(session, lab, detection_id, body, _enricher(request))
@@ -219,9 +245,16 @@ def correct_detection(
     return service.view(detection)
 
 
-@router.delete("/{detection_id}", response_model=DetectionRead)
+@router.delete(
+    "/{detection_id:int}",
+    response_model=DetectionRead,
+    responses={
+        404: {"description": "no such detection of your lab"},
+        409: {"description": "already withdrawn"},
+    },
+)
 def withdraw_detection(
-    detection_id: int, request: Request, session: SessionDep, lab: LabKey
+    detection_id: RowId, request: Request, session: SessionDep, lab: LabKey
 ) -> dict[str, Any]:
     """Withdraw your lab's detection: it is kept, marked withdrawn, and no longer counted."""
     detection = service.withdraw(session, lab, detection_id)

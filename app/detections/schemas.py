@@ -14,7 +14,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 
+from app.inputs import IsoDate
 from app.models.enums import DetectionContext, SampleType, Technique
 
 EARLIEST_DETECTION = date(1990, 1, 1)
@@ -27,8 +29,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def exactly_one_of(*keys: str) -> JsonDict:
+    """JSON Schema for the rule the model validator enforces: exactly one of `keys` holds a
+    string (a null counts as absent), so that the OpenAPI document states it too."""
+    return {"oneOf": [{"required": [key], "properties": {key: {"type": "string"}}} for key in keys]}
+
+
 class SubstanceInput(Strict):
     """Exactly one of a SMILES, an InChI or a name."""
+
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("smiles", "inchi", "name"))
 
     smiles: str | None = Field(default=None, max_length=1000)
     inchi: str | None = Field(default=None, max_length=2000)
@@ -54,19 +64,19 @@ class SubstanceInput(Strict):
 
 
 class Quantity(Strict):
-    value: float = Field(gt=0)
+    value: float = Field(gt=0, strict=True)
     unit: str = Field(pattern=r"^(mg|g|kg|ug|ml|l|tablets|blotters|units)$")
 
 
 class DetectionCreate(Strict):
     substance: SubstanceInput
-    detected_on: date
+    detected_on: IsoDate
     country: str = Field(description="ISO 3166-1 alpha-2 code, e.g. DE")
     region: str | None = Field(default=None, description="ISO 3166-2 code, e.g. DE-BY")
     sample_type: SampleType
     context: DetectionContext | None = None
     technique: Technique | None = None
-    purity_percent: float | None = Field(default=None, ge=0, le=100)
+    purity_percent: float | None = Field(default=None, ge=0, le=100, strict=True)
     quantity: Quantity | None = None
     co_detected: list[SubstanceInput] = Field(default_factory=list, max_length=20)
     lab_reference: str | None = Field(default=None, min_length=1, max_length=100)
@@ -103,20 +113,45 @@ class DetectionCreate(Strict):
         return code
 
 
-class DetectionUpdate(Strict):
-    """A lab's correction: any subset of the fields of DetectionCreate."""
+def _not_nullable(schema: JsonDict) -> None:
+    """Document a field that may be left out but not set to null (the validator refuses null)."""
+    schema.pop("default", None)
+    branches = schema.pop("anyOf", [])
+    assert isinstance(branches, list)
+    (kept,) = [branch for branch in branches if branch != {"type": "null"}]
+    assert isinstance(kept, dict)
+    schema.update(kept)
 
-    substance: SubstanceInput | None = None
-    detected_on: date | None = None
-    country: str | None = None
+
+_KEEP_UNLESS_GIVEN: Any = Field(default=None, json_schema_extra=_not_nullable)
+
+
+class DetectionUpdate(Strict):
+    """A lab's correction: any subset of the fields of DetectionCreate. The fields a detection
+    must have may be left out but not set to null; the others are cleared by null."""
+
+    substance: SubstanceInput | None = _KEEP_UNLESS_GIVEN
+    detected_on: IsoDate | None = _KEEP_UNLESS_GIVEN
+    country: str | None = _KEEP_UNLESS_GIVEN
     region: str | None = None
-    sample_type: SampleType | None = None
+    sample_type: SampleType | None = _KEEP_UNLESS_GIVEN
     context: DetectionContext | None = None
     technique: Technique | None = None
-    purity_percent: float | None = Field(default=None, ge=0, le=100)
+    purity_percent: float | None = Field(default=None, ge=0, le=100, strict=True)
     quantity: Quantity | None = None
-    co_detected: list[SubstanceInput] | None = Field(default=None, max_length=20)
+    co_detected: list[SubstanceInput] | None = Field(
+        default=None, max_length=20, json_schema_extra=_not_nullable
+    )
     lab_reference: str | None = Field(default=None, min_length=1, max_length=100)
+
+    @field_validator(
+        "substance", "detected_on", "country", "sample_type", "co_detected", mode="before"
+    )
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null; leave the field out to keep its value")
+        return value
 
 
 MAX_BATCH = 1000

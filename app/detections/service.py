@@ -119,7 +119,16 @@ def create(
         )
     detection = build(session, principal, body, enricher, import_key=import_key)
     session.add(detection)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as error:
+        # Another request (another process, on PostgreSQL) stored this lab_reference after our
+        # check above: the unique constraint decides, and the loser is a conflict, not a 500.
+        if body.lab_reference is None:
+            raise
+        raise ConflictError(
+            f"lab_reference {body.lab_reference!r} was just stored by another request"
+        ) from error
     return detection
 
 

@@ -54,7 +54,9 @@ class Alert(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     version: Mapped[int] = mapped_column(default=1)  # CAP Update references earlier versions
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
-    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utc_now
+    )  # set by every change, on its clock
     acknowledged_at: Mapped[datetime | None]
     published_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]

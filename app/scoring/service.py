@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from alerts.levels import AlertLevel
@@ -50,10 +50,12 @@ def run(
         alert.subject_key: alert
         for alert in session.scalars(select(Alert).where(Alert.status.in_(OPEN_STATUSES)))
     }
-    results: list[Scored] = []
+    past = _AlertHistory.load(session)
+    scored: list[tuple[Subject, ThreatScore, Decision, Alert | None]] = []
+    score_rows: list[dict[str, object]] = []
     for subject, facts in gather(session, as_of, include=set(open_alerts)):
         threat = score(facts, weights, params)
-        _store_score(session, subject, as_of, threat, now)
+        score_rows.append(_score_row(subject, as_of, threat, now))
         alert = open_alerts.get(subject.key)
         state = (
             AlertState(level=alert.level, last_above_on=alert.last_above_on or as_of)
@@ -62,34 +64,84 @@ def run(
         )
         decision = decide(threat.score, state, as_of, policy)
         alert = _apply(
-            session, subject, list(subject.countries), threat, decision, alert, as_of, now, policy
+            session,
+            subject,
+            list(subject.countries),
+            threat,
+            decision,
+            alert,
+            as_of,
+            now,
+            policy,
+            past,
         )
-        results.append(Scored(subject, threat, decision, alert.id if alert else None))
-    session.flush()
-    return results
+        scored.append((subject, threat, decision, alert))
+    _store_scores(session, as_of, score_rows)
+    session.flush()  # new alerts get their ids
+    return [
+        Scored(subject, threat, decision, alert.id if alert else None)
+        for subject, threat, decision, alert in scored
+    ]
 
 
-def _store_score(
-    session: Session, subject: Subject, as_of: date, threat: ThreatScore, now: datetime
-) -> None:
-    session.execute(
-        delete(ThreatScoreRow).where(
-            ThreatScoreRow.subject_key == subject.key, ThreatScoreRow.as_of == as_of
+@dataclass(frozen=True, slots=True)
+class _AlertHistory:
+    """Every subject's earlier alerts, read once per run rather than once per opened alert:
+    how many it has had (for the dedup key), the id of its latest, and its latest dismissal."""
+
+    counts: dict[str, int]
+    latest_id: dict[str, int]
+    dismissed: dict[str, tuple[int, AlertLevel | None]]  # subject_key -> (id, dismissed_level)
+
+    @classmethod
+    def load(cls, session: Session) -> _AlertHistory:
+        counts: dict[str, int] = {}
+        latest_id: dict[str, int] = {}
+        for key, count, latest in session.execute(
+            select(Alert.subject_key, func.count(), func.max(Alert.id)).group_by(Alert.subject_key)
+        ):
+            counts[key] = count
+            latest_id[key] = latest
+        dismissed = {
+            key: (ident, level)
+            for key, ident, level in session.execute(
+                select(Alert.subject_key, Alert.id, Alert.dismissed_level)
+                .where(Alert.status == AlertStatus.DISMISSED)
+                .order_by(Alert.id)
+            )
+        }  # ordered by id, so each subject keeps its latest dismissal
+        return cls(counts, latest_id, dismissed)
+
+
+def _score_row(
+    subject: Subject, as_of: date, threat: ThreatScore, now: datetime
+) -> dict[str, object]:
+    return {
+        "subject_type": subject.type,
+        "subject_key": subject.key,
+        "substance_id": subject.substance_id,
+        "cluster_id": subject.cluster_id,
+        "scored_at": now,
+        "as_of": as_of,
+        "window_days": 90,
+        "score": threat.score,
+        "components": threat.as_dicts(),
+    }
+
+
+def _store_scores(session: Session, as_of: date, rows: list[dict[str, object]]) -> None:
+    """The day's scores replace any stored earlier that day for the same subjects (one row per
+    subject and day): a few DELETE ... IN statements and one executemany INSERT."""
+    keys = [str(row["subject_key"]) for row in rows]
+    for start in range(0, len(keys), 500):
+        session.execute(
+            delete(ThreatScoreRow).where(
+                ThreatScoreRow.as_of == as_of,
+                ThreatScoreRow.subject_key.in_(keys[start : start + 500]),
+            )
         )
-    )
-    session.add(
-        ThreatScoreRow(
-            subject_type=subject.type,
-            subject_key=subject.key,
-            substance_id=subject.substance_id,
-            cluster_id=subject.cluster_id,
-            scored_at=now,
-            as_of=as_of,
-            window_days=90,
-            score=threat.score,
-            components=threat.as_dicts(),
-        )
-    )
+    if rows:
+        session.execute(insert(ThreatScoreRow), rows)
 
 
 def _title(subject: Subject, level: AlertLevel) -> str:
@@ -113,17 +165,13 @@ def _apply(
     as_of: date,
     now: datetime,
     policy: Policy,
+    past: _AlertHistory,
 ) -> Alert | None:
     holds_level = threat.score >= policy.hold_line
     if decision.action == "open" and decision.level is not None:
-        if _suppressed_by_dismissal(session, subject, decision.level):
+        if _suppressed_by_dismissal(past, subject, decision.level):
             return None
-        sequence = (
-            session.scalar(
-                select(func.count()).select_from(Alert).where(Alert.subject_key == subject.key)
-            )
-            or 0
-        ) + 1
+        sequence = past.counts.get(subject.key, 0) + 1
         alert = Alert(
             dedup_key=f"{subject.key}#{sequence}",
             subject_key=subject.key,
@@ -143,9 +191,9 @@ def _apply(
             updated_at=now,
         )
         session.add(alert)
-        session.flush()
         _event(session, alert, "open", None, AlertStatus.NEW, decision, now)
         if decision.publish_now:
+            session.flush()  # the outbox rows name the alert by id
             publish(session, alert, actor=SYSTEM, note="published at once by level policy", now=now)
         return alert
     if alert is None:
@@ -179,22 +227,14 @@ def _apply(
     return alert
 
 
-def _suppressed_by_dismissal(session: Session, subject: Subject, level: AlertLevel) -> bool:
+def _suppressed_by_dismissal(past: _AlertHistory, subject: Subject, level: AlertLevel) -> bool:
     """An officer's dismissal holds until the subject reaches a higher level than dismissed."""
-    dismissed = session.scalar(
-        select(Alert)
-        .where(Alert.subject_key == subject.key, Alert.status == AlertStatus.DISMISSED)
-        .order_by(Alert.id.desc())
-        .limit(1)
-    )
-    if dismissed is None or dismissed.dismissed_level is None:
+    dismissed = past.dismissed.get(subject.key)
+    if dismissed is None or dismissed[1] is None:
         return False
-    later = session.scalar(
-        select(func.count())
-        .select_from(Alert)
-        .where(Alert.subject_key == subject.key, Alert.id > dismissed.id)
-    )
-    return not later and level <= dismissed.dismissed_level
+    dismissed_id, dismissed_level = dismissed
+    later = past.latest_id.get(subject.key, dismissed_id) > dismissed_id
+    return not later and level <= dismissed_level
 
 
 def _event(

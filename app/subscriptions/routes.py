@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from app import audit
 from app.crypto import SecretBox
 from app.deps import AdminDep, ReadSessionDep, SessionDep, client_address
+from app.inputs import RowId
 from app.models.enums import DeliveryStatus
 from app.subscriptions import service
 from app.subscriptions.schemas import (
@@ -26,7 +27,12 @@ def _box(request: Request) -> SecretBox:
     return SecretBox(request.app.state.settings.secret_key.get_secret_value())
 
 
-@router.post("/subscribers", status_code=201, response_model=SubscriberRead)
+@router.post(
+    "/subscribers",
+    status_code=201,
+    response_model=SubscriberRead,
+    responses={409: {"description": "a subscriber of this name exists"}},
+)
 def create_subscriber(
     body: SubscriberCreate, request: Request, session: SessionDep, admin: AdminDep
 ) -> dict[str, Any]:
@@ -54,14 +60,24 @@ def list_subscribers(session: ReadSessionDep, admin: AdminDep) -> list[dict[str,
     return [service.view(subscriber) for subscriber in service.list_all(session)]
 
 
-@router.get("/subscribers/{subscriber_id}", response_model=SubscriberRead)
-def read_subscriber(subscriber_id: int, session: ReadSessionDep, admin: AdminDep) -> dict[str, Any]:
+@router.get(
+    "/subscribers/{subscriber_id:int}",
+    response_model=SubscriberRead,
+    responses={404: {"description": "no such subscriber"}},
+)
+def read_subscriber(
+    subscriber_id: RowId, session: ReadSessionDep, admin: AdminDep
+) -> dict[str, Any]:
     return service.view(service.get(session, subscriber_id))
 
 
-@router.post("/webhooks/{endpoint_id}/rotate-secret", response_model=SecretRotated)
+@router.post(
+    "/webhooks/{endpoint_id:int}/rotate-secret",
+    response_model=SecretRotated,
+    responses={404: {"description": "no such webhook endpoint"}},
+)
 def rotate_webhook_secret(
-    endpoint_id: int, request: Request, session: SessionDep, admin: AdminDep
+    endpoint_id: RowId, request: Request, session: SessionDep, admin: AdminDep
 ) -> dict[str, Any]:
     """A new signing secret; the previous one keeps signing for 24 hours."""
     endpoint, secret, until = service.rotate_secret(session, endpoint_id, box=_box(request))
@@ -76,9 +92,13 @@ def rotate_webhook_secret(
     return {"channel_id": endpoint.id, "secret": secret, "previous_secret_valid_until": until}
 
 
-@router.post("/webhooks/{endpoint_id}/enable", status_code=204)
+@router.post(
+    "/webhooks/{endpoint_id:int}/enable",
+    status_code=204,
+    responses={404: {"description": "no such webhook endpoint"}},
+)
 def enable_webhook(
-    endpoint_id: int, request: Request, session: SessionDep, admin: AdminDep
+    endpoint_id: RowId, request: Request, session: SessionDep, admin: AdminDep
 ) -> None:
     service.enable_endpoint(session, endpoint_id)
     audit.record(
@@ -105,9 +125,13 @@ def list_deliveries(
     ]
 
 
-@router.post("/deliveries/{delivery_id}/replay", response_model=list[DeliveryRead])
+@router.post(
+    "/deliveries/{delivery_id:int}/replay",
+    response_model=list[DeliveryRead],
+    responses={404: {"description": "no such delivery"}},
+)
 def replay_delivery(
-    delivery_id: int, request: Request, session: SessionDep, admin: AdminDep
+    delivery_id: RowId, request: Request, session: SessionDep, admin: AdminDep
 ) -> list[dict[str, Any]]:
     replayed = service.replay(session, [delivery_id])
     if not replayed:

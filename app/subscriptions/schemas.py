@@ -10,6 +10,7 @@ import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerts.levels import AlertLevel
+from app.inputs import IsoDateTime
 from app.models.enums import SubscriberKind
 from chemistry.vocabulary import ChemicalGroup, EffectGroup
 
@@ -110,4 +111,4 @@ class DeliveryRead(BaseModel):
 
 
 class ReplaySince(Strict):
-    since: datetime
+    since: IsoDateTime

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 
-from app.deps import AnyRole, ReadSessionDep
+from app.deps import AnalysisUser, ReadSessionDep
 from app.enrichment import Enricher, resolve_name
 from app.errors import NotFoundError
 from app.models import Substance, SubstanceName
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1", tags=["analysis"])
 
 @router.post("/analyse", response_model=AnalysisRead)
 def analyse(
-    body: AnalyseRequest, request: Request, session: ReadSessionDep, caller: AnyRole
+    body: AnalyseRequest, request: Request, session: ReadSessionDep, caller: AnalysisUser
 ) -> dict[str, Any]:
     """Standardise, identify, match, classify and flag one structure. Nothing is stored.
     An unparsable structure is a 422 naming the field and RDKit's reason."""
@@ -38,7 +38,7 @@ def analyse(
 
 @router.post("/analyse/mass", response_model=list[MassCandidateRead])
 def analyse_mass(
-    body: MassRequest, session: ReadSessionDep, caller: AnyRole
+    body: MassRequest, session: ReadSessionDep, caller: AnalysisUser
 ) -> list[dict[str, Any]]:
     """Reference standards whose [M+H]+ (or [M]+) lies within the tolerance of a measured m/z,
     ranked by mass error. Isomers share a formula and are listed together."""
@@ -82,7 +82,7 @@ def _view(substance: Substance) -> dict[str, Any]:
 @router.get("/substances", response_model=list[SubstanceRead])
 def search_substances(
     session: ReadSessionDep,
-    caller: AnyRole,
+    caller: AnalysisUser,
     name: Annotated[
         str,
         Query(
@@ -98,10 +98,15 @@ def search_substances(
     rows: list[Substance] = (
         list(
             session.scalars(
+                # Not DISTINCT over the substance row: PostgreSQL cannot compare its JSON columns.
                 select(Substance)
-                .join(SubstanceName)
-                .where(SubstanceName.normalised.startswith(key))
-                .distinct()
+                .where(
+                    Substance.id.in_(
+                        select(SubstanceName.substance_id).where(
+                            SubstanceName.normalised.startswith(key)
+                        )
+                    )
+                )
                 .order_by(Substance.name)
                 .limit(limit)
             )
@@ -113,8 +118,12 @@ def search_substances(
     return [_view(substance) for substance in found[:limit]]
 
 
-@router.get("/substances/{inchikey}", response_model=SubstanceRead)
-def read_substance(inchikey: str, session: ReadSessionDep, caller: AnyRole) -> dict[str, Any]:
+@router.get(
+    "/substances/{inchikey}",
+    response_model=SubstanceRead,
+    responses={404: {"description": "no reference standard with this InChIKey"}},
+)
+def read_substance(inchikey: str, session: ReadSessionDep, caller: AnalysisUser) -> dict[str, Any]:
     substance = session.scalar(select(Substance).where(Substance.inchikey == inchikey.upper()))
     if substance is None:
         raise NotFoundError(f"no reference standard with InChIKey {inchikey}")

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.detections.schemas import GenericDefinitionRead, MatchRead, NeighbourRead
+from app.detections.schemas import (
+    GenericDefinitionRead,
+    MatchRead,
+    NeighbourRead,
+    exactly_one_of,
+)
 from chemistry.mass import Adduct
 
 
 class AnalyseRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=exactly_one_of("smiles", "inchi"))
     smiles: str | None = Field(default=None, max_length=1000)
     inchi: str | None = Field(default=None, max_length=2000)
 
@@ -38,9 +43,9 @@ class AnalysisRead(BaseModel):
 
 class MassRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    mz: float = Field(gt=0, lt=5000, description="measured m/z")
+    mz: float = Field(gt=0, lt=5000, strict=True, description="measured m/z")
     adduct: Adduct = Adduct.PROTONATED
-    tolerance_ppm: float = Field(default=5.0, ge=0, le=100)
+    tolerance_ppm: float = Field(default=5.0, ge=0, le=100, strict=True)
 
 
 class MassCandidateRead(BaseModel):

@@ -22,6 +22,7 @@ from alerts.cap import (
 from alerts.levels import AlertLevel
 from app.db import utc_now
 from app.deps import AlertReader, Principal, ReadSessionDep
+from app.inputs import RowId
 from app.models import Alert, Subscriber
 from app.models.enums import AlertStatus, ApiRole, SubscriberKind
 from app.triage import service
@@ -132,12 +133,15 @@ def _is_law_enforcement(request: Request, principal: Principal) -> bool:
 
 
 @router.get(
-    "/alerts/{alert_id}/cap",
+    "/alerts/{alert_id:int}/cap",
     response_class=Response,
-    responses={200: {"content": {CAP_MEDIA_TYPE: {}}}},
+    responses={
+        200: {"content": {CAP_MEDIA_TYPE: {}}},
+        404: {"description": "no such alert, or not one sent to this subscriber"},
+    },
 )
 def alert_cap(
-    alert_id: int, request: Request, session: ReadSessionDep, principal: AlertReader
+    alert_id: RowId, request: Request, session: ReadSessionDep, principal: AlertReader
 ) -> Response:
     """The alert as an OASIS CAP 1.2 document (category Security added for law enforcement)."""
     alert = service.get_alert(session, principal, alert_id)

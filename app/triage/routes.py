@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Query, Request
+from starlette.convertors import Convertor, register_url_convertor
 
 from alerts.levels import AlertLevel
 from app import audit
 from app.deps import AlertReader, CurrentOfficer, ReadSessionDep, SessionDep, client_address
 from app.errors import NotFoundError
+from app.inputs import IsoDateTime, RowId
 from app.models.enums import AlertStatus, ApiRole
 from app.scoring.facts import cluster_key, substance_key
 from app.triage import service
@@ -25,7 +26,7 @@ def list_alerts(
     principal: AlertReader,
     status: AlertStatus | None = None,
     level: AlertLevel | None = None,
-    since: datetime | None = None,
+    since: IsoDateTime | None = None,
     open_only: Annotated[
         bool, Query(description="only open alerts when no status is given")
     ] = False,
@@ -45,17 +46,44 @@ def list_alerts(
     return {"items": [service.view(alert) for alert in alerts], "counts": counts}
 
 
-@router.get("/alerts/{alert_id}", response_model=AlertDetail)
-def read_alert(alert_id: int, session: ReadSessionDep, principal: AlertReader) -> dict[str, Any]:
+@router.get(
+    "/alerts/{alert_id:int}",
+    response_model=AlertDetail,
+    responses={404: {"description": "no such alert, or not one sent to this subscriber"}},
+)
+def read_alert(alert_id: RowId, session: ReadSessionDep, principal: AlertReader) -> dict[str, Any]:
     return service.view(service.get_alert(session, principal, alert_id), history=True)
 
 
 Action = Literal["acknowledge", "escalate", "dismiss", "publish", "resolve"]
 
 
-@router.post("/alerts/{alert_id}/{action}", response_model=AlertDetail)
+class _ActionConvertor(Convertor[str]):
+    """Matches only the action names, so that /alerts/{id}/cap is not taken for an action:
+    POST there is a 405 naming GET, not a 422 about an unknown action."""
+
+    regex = "|".join(get_args(Action))
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("alert_action", _ActionConvertor())
+
+
+@router.post(
+    "/alerts/{alert_id:int}/{action:alert_action}",
+    response_model=AlertDetail,
+    responses={
+        404: {"description": "no such alert"},
+        409: {"description": "the alert's status does not allow this action"},
+    },
+)
 def act_on_alert(
-    alert_id: int,
+    alert_id: RowId,
     action: Action,
     body: AlertAction,
     request: Request,
@@ -64,7 +92,7 @@ def act_on_alert(
 ) -> dict[str, Any]:
     """acknowledge, escalate, dismiss (note = reason, required), publish (sends to subscribers)
     or resolve an alert; each action is recorded in its history and in the audit log."""
-    alert = service.get_alert(session, officer, alert_id)
+    alert = service.get_alert(session, officer, alert_id, for_update=True)
     service.ACTIONS[action](session, alert, actor=officer.actor, note=body.note)
     audit.record(
         session,
@@ -80,7 +108,11 @@ def act_on_alert(
     return service.view(alert, history=True)
 
 
-@router.get("/substances/{inchikey}/scores", response_model=list[ScorePoint])
+@router.get(
+    "/substances/{inchikey}/scores",
+    response_model=list[ScorePoint],
+    responses={404: {"description": "no scores for this substance"}},
+)
 def substance_scores(
     inchikey: str, session: ReadSessionDep, officer: CurrentOfficer
 ) -> list[dict[str, Any]]:
@@ -91,9 +123,13 @@ def substance_scores(
     return points
 
 
-@router.get("/clusters/{cluster_id}/scores", response_model=list[ScorePoint])
+@router.get(
+    "/clusters/{cluster_id:int}/scores",
+    response_model=list[ScorePoint],
+    responses={404: {"description": "no scores for this cluster"}},
+)
 def cluster_scores(
-    cluster_id: int, session: ReadSessionDep, officer: CurrentOfficer
+    cluster_id: RowId, session: ReadSessionDep, officer: CurrentOfficer
 ) -> list[dict[str, Any]]:
     points = service.score_history(session, cluster_key(cluster_id))
     if not points:

@@ -87,12 +87,20 @@ def open_counts(session: Session) -> dict[str, int]:
     return counts
 
 
-def get_alert(session: Session, principal: Principal, alert_id: int) -> Alert:
+def get_alert(
+    session: Session, principal: Principal, alert_id: int, *, for_update: bool = False
+) -> Alert:
+    """The alert, if the principal may see it. Actions pass `for_update`: on PostgreSQL the row
+    stays locked until the transaction ends, so that two API processes acting on one alert at
+    once take turns, and the second sees the first's status (one publish, one set of
+    deliveries). SQLite needs no lock: its writers already take turns (BEGIN IMMEDIATE)."""
     query = (
         select(Alert)
         .where(Alert.id == alert_id)
         .options(*_WITH_SUBJECT, selectinload(Alert.events))
     )
+    if for_update:
+        query = query.with_for_update(of=Alert)
     alert = session.scalar(visible(query, principal))
     if alert is None:
         raise NotFoundError(f"alert {alert_id} not found")
@@ -137,6 +145,7 @@ def acknowledge(session: Session, alert: Alert, *, actor: str, note: str) -> Ale
     """New alerts become acknowledged; a published alert awaiting review is marked reviewed."""
     if alert.status is AlertStatus.PUBLISHED and alert.needs_review:
         alert.needs_review = False
+        alert.updated_at = utc_now()
         session.add(
             AlertEvent(
                 alert=alert,

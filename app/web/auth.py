@@ -11,11 +11,11 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import utc_now
-from app.deps import Principal, client_address
+from app.deps import Principal
 from app.models import User, WebSession
 from app.models.enums import ApiRole, UserRole
 from app.security import DUMMY_PASSWORD_HASH, verify_password
@@ -29,6 +29,7 @@ COOKIE_PATH = "/console"
 SESSION_LIFETIME = timedelta(hours=12)
 IDLE_TIMEOUT = timedelta(hours=1)
 _TOUCH_INTERVAL = timedelta(minutes=1)
+PURGE_AFTER = timedelta(days=7)  # ended sessions are kept this long, then deleted at sign-in
 # Five wrong passwords lock the account for 15 minutes (OWASP Authentication Cheat Sheet).
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
@@ -42,13 +43,20 @@ class LoginRequiredError(Exception):
     """No valid console session: GET pages redirect to sign-in, POSTs are refused."""
 
 
-class ConsoleForbiddenError(Exception):
-    """A signed-in user may not do this, or the form's CSRF token is missing or wrong."""
+class PageError(Exception):
+    """A console page that cannot be shown: rendered as an HTML error page with `status`."""
 
-    def __init__(self, message: str, status: int = 403) -> None:
+    def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+class ConsoleForbiddenError(PageError):
+    """A signed-in user may not do this, or the form's CSRF token is missing or wrong."""
+
+    def __init__(self, message: str, status: int = 403) -> None:
+        super().__init__(message, status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +131,35 @@ def check_password(
 
 
 def start_session(
-    session: Session, user: User, *, now: datetime, address: str | None
+    session: Session,
+    user: User,
+    *,
+    now: datetime,
+    address: str | None,
+    previous_token: str | None = None,
 ) -> tuple[str, WebSession]:
-    """A new session for `user`; returns the cookie token (only its hash is stored)."""
+    """A new session for `user`; returns the cookie token (only its hash is stored).
+
+    A session the browser still held is ended (a fresh token at every sign-in: no fixation),
+    and the user's sessions that ended over a week ago are deleted.
+    """
+    if previous_token:
+        session.execute(
+            update(WebSession)
+            .where(
+                WebSession.token_hash == token_digest(previous_token),
+                WebSession.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+    session.execute(
+        delete(WebSession).where(
+            WebSession.user_id == user.id,
+            or_(
+                WebSession.expires_at < now - PURGE_AFTER, WebSession.revoked_at < now - PURGE_AFTER
+            ),
+        )
+    )
     token = secrets.token_urlsafe(32)
     row = WebSession(
         token_hash=token_digest(token),
@@ -187,7 +221,7 @@ def current_user(request: Request) -> ConsoleUser:
         ).first()
     if found is None:
         raise LoginRequiredError
-    web_session, user = found.tuple()
+    web_session, user = found[0], found[1]
     if (
         web_session.revoked_at is not None
         or web_session.expires_at <= now
@@ -213,12 +247,17 @@ def current_user(request: Request) -> ConsoleUser:
 
 
 def _same_origin(request: Request) -> bool:
-    """A browser's Origin header, when sent, must be this site (defence in depth for CSRF)."""
+    """Defence in depth for CSRF, beside the token: a browser that says where a request comes
+    from must say it comes from this site. Sec-Fetch-Site is sent by current browsers; Origin is
+    "null" under our Referrer-Policy: no-referrer, so it is only compared when it names a site.
+    """
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return False
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
-        return origin is None
-    host = request.headers.get("host", "")
-    return origin.split("://", 1)[-1] == host
+        return True
+    return origin.split("://", 1)[-1] == request.headers.get("host", "")
 
 
 async def _form_token(request: Request) -> str:
@@ -290,7 +329,3 @@ async def check_login_csrf(request: Request) -> None:
         raise ConsoleForbiddenError(
             "The sign-in form has expired (missing or wrong CSRF token). Reload it and try again."
         )
-
-
-def request_address(request: Request) -> str | None:
-    return client_address(request)

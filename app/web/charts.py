@@ -20,6 +20,7 @@ SERIES_CLASSES = 8  # .series-0 .. .series-7 in console.css; further series shar
 class Series:
     label: str
     values: tuple[int, ...]
+    css: str | None = None  # a fixed colour class (e.g. for a context), else by position
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,20 +33,21 @@ def series_class(index: int) -> str:
     return f"series-{min(index, SERIES_CLASSES - 1)}"
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 x 10^k that is >= value (at least 1)."""
-    if value <= 1:
-        return 1.0
-    exponent = 10 ** math.floor(math.log10(value))
-    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
-        if step * exponent >= value:
-            return step * exponent
-    return 10.0 * exponent
+def nice_scale(peak: float, *, max_ticks: int = 5) -> tuple[float, float]:
+    """(top, step) of a count axis: the step is 1, 2 or 5 x 10^k (never below 1, counts are
+    whole) and the top the first multiple of it at or above the peak."""
+    step = 1.0
+    while peak / step > max_ticks:
+        for factor in (2.0, 2.5, 2.0):  # 1 -> 2 -> 5 -> 10 -> 20 -> 50 ...
+            step *= factor
+            if peak / step <= max_ticks:
+                break
+    top = max(step, math.ceil(peak / step) * step)
+    return top, step
 
 
-def _ticks(top: float, count: int = 4) -> list[float]:
-    step = top / count
-    return [step * i for i in range(count + 1)]
+def _ticks(top: float, step: float) -> list[float]:
+    return [step * i for i in range(round(top / step) + 1)]
 
 
 def _number(value: float) -> str:
@@ -73,7 +75,7 @@ def weekly_bars(
     n = len(weeks)
     totals = [sum(s.values[i] for s in series) for i in range(n)]
     peak = max([*totals, *(t for t in threshold if t is not None), 1])
-    y_max = nice_ceiling(peak * 1.1)
+    y_max, y_step = nice_scale(peak * 1.05)
 
     def y(value: float) -> float:
         return top + plot_h - plot_h * value / y_max
@@ -81,7 +83,7 @@ def weekly_bars(
     step = plot_w / max(n, 1)
     bar = max(step * 0.72, 1.0)
     parts: list[str] = []
-    for tick in _ticks(y_max):
+    for tick in _ticks(y_max, y_step):
         parts.append(
             f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" '
             f'y2="{y(tick):.1f}"/>'
@@ -99,7 +101,7 @@ def weekly_bars(
                 continue
             y_top = y(base + value)
             pieces.append(
-                f'<rect class="{series_class(index)}" x="{x:.1f}" y="{y_top:.1f}" '
+                f'<rect class="{s.css or series_class(index)}" x="{x:.1f}" y="{y_top:.1f}" '
                 f'width="{bar:.1f}" height="{y(base) - y_top:.1f}">'
                 f"<title>{escape(s.label)}: {value} in the week of {week.isoformat()}</title>"
                 "</rect>"
@@ -143,7 +145,7 @@ def weekly_bars(
         f'aria-label="{escape(summary)}" preserveAspectRatio="xMidYMid meet">'
         f"<title>{escape(summary)}</title>{''.join(parts)}</svg>"
     )
-    legend = tuple((s.label, series_class(i)) for i, s in enumerate(series))
+    legend = tuple((s.label, s.css or series_class(i)) for i, s in enumerate(series))
     if path:
         legend += ((threshold_label, "threshold-key"),)
     return Chart(Markup(svg), legend)

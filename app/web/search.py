@@ -70,25 +70,29 @@ def _cluster_hit(cluster: Cluster, similarity: float | None = None) -> Hit:
 
 
 def by_name(session: Session, text: str) -> SearchResult:
-    """Reference standards whose name or synonym starts with the text (case and punctuation
-    ignored); an exact name match comes first."""
+    """Reference standards whose name or a synonym contains the text (case and punctuation
+    ignored): an exact match first, then names starting with the text, then the others."""
     key = normalise_name(text)
     if not key:
         return SearchResult(error="Type a name or synonym.")
     exact = resolve_name(session, text)
-    rows = list(
-        session.scalars(
-            select(Substance)
-            .join(SubstanceName)
-            .where(SubstanceName.normalised.startswith(key))
-            .distinct()
-            .order_by(Substance.name)
-            .limit(MAX_HITS + 1)
-        )
-    )
-    found = ([exact] if exact else []) + [s for s in rows if exact is None or s.id != exact.id]
+    rows = session.execute(
+        select(Substance, SubstanceName.normalised)
+        .join(SubstanceName)
+        .where(SubstanceName.normalised.contains(key, autoescape=True))
+        .limit(5 * MAX_HITS)
+    ).all()
+    rank: dict[int, tuple[int, str]] = {}
+    found: dict[int, Substance] = {}
+    for substance, name in rows:
+        order = (0 if exact is not None and substance.id == exact.id else
+                 1 if name.startswith(key) else 2, substance.name.lower())  # fmt: skip
+        if substance.id not in rank or order < rank[substance.id]:
+            rank[substance.id] = order
+            found[substance.id] = substance
+    ordered = sorted(found.values(), key=lambda s: rank[s.id])
     return SearchResult(
-        tuple(_substance_hit(s) for s in found[:MAX_HITS]), truncated=len(found) > MAX_HITS
+        tuple(_substance_hit(s) for s in ordered[:MAX_HITS]), truncated=len(ordered) > MAX_HITS
     )
 
 
@@ -167,9 +171,8 @@ def by_substructure(session: Session, analyser: Analyser, smarts: str) -> Search
         for chunk in _chunks(matched)
         for s in session.scalars(select(Substance).where(Substance.inchikey.in_(chunk)))
     }
-    hits = sorted(
-        (_substance_hit(s) for s in substances.values()), key=lambda hit: hit.name.lower()
-    )
+    # Clusters first: unidentified structures are what an officer is usually searching for.
+    hits: list[Hit] = []
     for cluster in session.scalars(
         select(Cluster).order_by(Cluster.id.desc()).limit(MAX_CLUSTERS_SCANNED)
     ):
@@ -179,6 +182,9 @@ def by_substructure(session: Session, analyser: Analyser, smarts: str) -> Search
             continue
         if mol.HasSubstructMatch(pattern):
             hits.append(_cluster_hit(cluster))
+    hits += sorted(
+        (_substance_hit(s) for s in substances.values()), key=lambda hit: hit.name.lower()
+    )
     return SearchResult(tuple(hits[:MAX_HITS]), truncated=len(hits) > MAX_HITS)
 
 
