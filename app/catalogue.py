@@ -190,17 +190,20 @@ class Catalogue:
         return cluster, True
 
     def _refresh_clusters(self, session: Session) -> None:
-        """Add clusters committed since the last refresh. Read on a connection of its own, so
-        that this transaction's uncommitted clusters never enter the shared index."""
-        engine = session.get_bind().engine
-        # read_only: on SQLite a deferred BEGIN, which does not wait for our own write lock.
-        with engine.execution_options(read_only=True).connect() as connection:
-            rows = connection.execute(
-                select(Cluster.id, Cluster.fingerprint)
-                .where(Cluster.id > self._last_cluster_id)
-                .order_by(Cluster.id)
-            ).all()
-            connection.rollback()
+        """Add clusters committed since the last refresh to the shared index.
+
+        Read on the request's own connection: taking a second pooled connection while holding
+        the write lock (SQLite) or the cluster lock (PostgreSQL) deadlocks once every pooled
+        connection belongs to a request queued behind that lock. Clusters this transaction
+        opened are visible here but may still roll back, so they are left out; cluster creation
+        is serialised, so every other visible cluster is committed and ids arrive in order.
+        """
+        pending: SimilarityIndex | None = session.info.get("pending_clusters")
+        query = select(Cluster.id, Cluster.fingerprint).where(Cluster.id > self._last_cluster_id)
+        if pending is not None and len(pending):
+            # SimilarityIndex.keys() is a method returning the keys, not a dict view.
+            query = query.where(Cluster.id.not_in([int(key) for key in pending.keys()]))  # noqa: SIM118
+        rows = session.execute(query.order_by(Cluster.id)).all()
         if rows:
             self._clusters.add(
                 [f"{row.id:012d}" for row in rows], [row.fingerprint for row in rows]

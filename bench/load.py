@@ -974,7 +974,7 @@ def report(results: list[BackendResult], args: argparse.Namespace) -> list[str]:
             f"other processes {cpu.other:4.0f}%"
         )
         requests = result.figures().requests
-        if requests:
+        if requests >= 50:  # fewer says nothing about the cost of a request
             per = {  # CPU milliseconds per measured request
                 "client": cpu.client * result.seconds * 10 / requests,
                 "server": cpu.server * result.seconds * 10 / requests,
