@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,6 +28,18 @@ from app.settings import Settings
 from reference_standards import Library, load_library
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Give each run a temporary folder of its own (unless --basetemp is given): pytest's
+    clean-up of old numbered folders under the shared root can delete the folder, and so the
+    SQLite files, of another run still in progress on the same machine."""
+    if not config.option.basetemp:
+        config.option.basetemp = tempfile.mkdtemp(prefix="sentinel-tests-")
+        config.add_cleanup(lambda: shutil.rmtree(config.option.basetemp, ignore_errors=True))
+
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw"
 
 _postgres_reason: str | None = None
