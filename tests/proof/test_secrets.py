@@ -106,7 +106,8 @@ def forms(secret: str) -> list[str]:
         found.append(secret.removeprefix("whsec_"))
         found.append(base64.b64decode(secret.removeprefix("whsec_")).hex())
     if secret.startswith("snt_"):
-        found.append(secret.rsplit("_", 1)[1])  # the part after the public prefix
+        # The 43-character random part after "snt_<prefix>_" (it may itself contain "_").
+        found.append(secret.split("_", 2)[2])
     return found
 
 
