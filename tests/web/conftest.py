@@ -133,6 +133,8 @@ class BrowserPage:
 def browser(chromium: Any) -> Iterator[BrowserPage]:
     """A fresh browser context at 1280x800 that records console errors."""
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    # Generous: a loaded CI machine can take longer than Playwright's 30 s default per action.
+    context.set_default_timeout(60_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
