@@ -33,6 +33,7 @@ from app.db import Base
 from app.jobs import JobContext, deliver
 from app.settings import Settings
 from reference_standards import Library
+from tests.app.test_auth import read_outside_process
 from tests.conftest import auth
 from tests.proof.support import World, loopback_webhooks, post_detection, seed
 
@@ -256,5 +257,5 @@ def test_secrets_never_appear_in_logs_responses_or_the_database(
     if database_url.startswith("sqlite"):
         files = sqlite_files(database_url)
         assert files, "no SQLite database file found"
-        raw = b"".join(path.read_bytes() for path in files).decode("latin-1")
+        raw = b"".join(read_outside_process(path) for path in files).decode("latin-1")
         assert leaks(everything_secret, raw) == []
