@@ -143,7 +143,7 @@ def test_rate_limit_answers_429_with_retry_after(
 
     assert isinstance(settings, Settings)
     limited = create_app(
-        settings.model_copy(update={"rate_limit_per_minute": 60, "rate_limit_burst": 2}),
+        settings.model_copy(update={"rate_limit_per_minute": 1, "rate_limit_burst": 2}),
         engine=engine,
     )
     with TestClient(limited) as client:
