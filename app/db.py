@@ -107,8 +107,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {}).setdefault("check_same_thread", False)
         # As many connections as request threads (AnyIO's default of 40), so that no request
         # waits for a connection while another holds the write lock waiting for it.
-        kwargs.setdefault("pool_size", 20)
-        kwargs.setdefault("max_overflow", 30)
+        if url not in ("sqlite://", "sqlite:///:memory:"):  # in-memory uses one connection
+            kwargs.setdefault("pool_size", 20)
+            kwargs.setdefault("max_overflow", 30)
         kwargs["connect_args"].setdefault("timeout", 30)
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
