@@ -99,6 +99,8 @@ class Catalogue:
 
     def analyser(self, session: Session) -> Analyser:
         """The Analyser for the current library (rebuilt when another load changed it)."""
+        # Lock order: the database transaction (SQLite's write lock) first, then self._lock.
+        session.connection()
         with self._lock:
             now = time.monotonic()
             if self._analyser is not None and now - self._checked_at < VERSION_CHECK_SECONDS:
@@ -151,6 +153,7 @@ class Catalogue:
         if session.get_bind().dialect.name == "postgresql":
             # Serialise cluster assignment so two API processes cannot open twin clusters.
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLUSTER_LOCK_KEY})
+        session.connection()  # take the write lock before self._lock (see analyser)
         with self._lock:
             self._refresh_clusters(session)
             hit = assign(analysis.fingerprint, self._clusters, CLUSTER_THRESHOLD)

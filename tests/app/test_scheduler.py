@@ -27,7 +27,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecution
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from apscheduler.util import ref_to_obj
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import sessionmaker
 
 from app import jobs, scheduler
@@ -130,7 +130,7 @@ def test_a_slow_job_never_overlaps_itself(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_an_in_memory_database_cannot_elect_a_leader() -> None:
     with pytest.raises(ValueError, match="file database or PostgreSQL"):
-        leader_lock_for(make_engine("sqlite://"))
+        leader_lock_for(create_engine("sqlite://"))
 
 
 def test_the_sqlite_lock_is_a_file_beside_the_database(tmp_path: Path) -> None:
@@ -239,7 +239,7 @@ def test_two_services_elect_one_leader_that_runs_each_job_once_and_a_standby_tak
 
         # Let the jobs tick a few times: only the leader runs them, once per interval (1 s).
         assert wait_for(lambda: runs.by(leader, "score_threats") >= 2, timeout=6)
-        assert runs.by(leader, "deliver") >= 2
+        assert wait_for(lambda: runs.by(leader, "deliver") >= 2, timeout=3)
         assert runs.by(standby) == 0
         assert not services[standby].is_leader
         with runs.lock:
