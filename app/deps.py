@@ -159,10 +159,6 @@ LabKey = Annotated[Principal, Depends(require(ApiRole.LAB))]
 DetectionReader = Annotated[Principal, Depends(require(ApiRole.LAB, ApiRole.OFFICER))]
 CurrentOfficer = Annotated[Principal, Depends(require(ApiRole.OFFICER))]
 AdminDep = Annotated[Principal, Depends(require())]
-AnyRole = Annotated[
-    Principal,
-    Depends(require(ApiRole.LAB, ApiRole.OFFICER, ApiRole.SUBSCRIBER)),
-]
 # Structure analysis and the reference library: for labs and officers, not for subscribers, who
 # receive alerts and nothing else (ARCHITECTURE.md: who uses it).
 AnalysisUser = Annotated[Principal, Depends(require(ApiRole.LAB, ApiRole.OFFICER))]
