@@ -3,11 +3,13 @@ representatives of the detection clusters, kept in step with the database across
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -73,6 +75,24 @@ class ClusterTraits:
     potency_tier: PotencyTier
     potent_similarity: float
     controlled_analogue: bool
+
+
+_STATE_KEY = "sentinel.clusters"
+
+
+@dataclass(eq=False, slots=True)
+class _TransactionClusters:
+    """What one transaction knows about clusters: whether it holds the cluster lock and has read
+    the committed clusters, and the clusters it opened itself (visible only to it until commit).
+
+    Kept in `session.info` and tied to the root transaction object, so that a session used for
+    several transactions (the importer, the scheduler) starts each one afresh."""
+
+    transaction: object
+    locked: bool = False
+    refreshed: bool = False
+    opened: list[tuple[int, bytes]] = field(default_factory=list)
+    pending: SimilarityIndex = field(default_factory=lambda: SimilarityIndex(DEFAULT_SPEC))
 
 
 class Catalogue:
@@ -144,23 +164,71 @@ class Catalogue:
         )
         return ClusterTraits(tier, max(potent, default=0.0), controlled)
 
+    @staticmethod
+    def _state(session: Session) -> _TransactionClusters:
+        """This session's cluster bookkeeping for its current (root) transaction."""
+        transaction = session.get_transaction()
+        state: _TransactionClusters | None = session.info.get(_STATE_KEY)
+        if state is None or state.transaction is not transaction:
+            state = session.info[_STATE_KEY] = _TransactionClusters(transaction)
+        return state
+
+    @contextlib.contextmanager
+    def savepoint(self, session: Session) -> Iterator[None]:
+        """`session.begin_nested()` that keeps this transaction's cluster bookkeeping true.
+
+        If the SAVEPOINT rolls back, the clusters opened inside it are gone, and so may be the
+        PostgreSQL cluster lock if it was taken inside (locks taken after a savepoint are
+        released when it rolls back): they are forgotten, and the next assignment locks and
+        reads again. Use it for every savepoint that may assign clusters.
+        """
+        state = self._state(session)
+        mark = len(state.opened)
+        try:
+            with session.begin_nested():
+                yield
+        except BaseException:
+            state = self._state(session)
+            state.locked = state.refreshed = False
+            if len(state.opened) > mark:
+                state.opened = state.opened[:mark]
+                state.pending = SimilarityIndex(DEFAULT_SPEC)
+                if state.opened:
+                    state.pending.add(
+                        [f"{cluster_id:012d}" for cluster_id, _ in state.opened],
+                        [fingerprint for _, fingerprint in state.opened],
+                    )
+            raise
+
     def cluster_for(
         self, session: Session, analysis: Analysis, analyser: Analyser
     ) -> tuple[Cluster, bool]:
-        """The cluster an unidentified structure joins, or a new one it opens (True)."""
+        """The cluster an unidentified structure joins, or a new one it opens (True).
+
+        Cluster creation is serialised (PostgreSQL: a transaction-scoped advisory lock; SQLite:
+        the write lock every writing transaction takes at BEGIN), so once this transaction holds
+        that lock and has read the clusters committed so far, no other cluster can appear until
+        it ends: the lock and the read are done once per transaction, not once per structure.
+        """
         assert analysis.identity is not None
         assert analysis.fingerprint is not None
-        if session.get_bind().dialect.name == "postgresql":
-            # Serialise cluster assignment so two API processes cannot open twin clusters.
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLUSTER_LOCK_KEY})
-        session.connection()  # take the write lock before self._lock (see analyser)
+        state = self._state(session)
+        if not state.locked:
+            if session.get_bind().dialect.name == "postgresql":
+                # Serialise cluster assignment so two API processes cannot open twin clusters.
+                session.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLUSTER_LOCK_KEY}
+                )
+            session.connection()  # take the write lock before self._lock (see analyser)
+            state.locked = True
         with self._lock:
-            self._refresh_clusters(session)
+            if not state.refreshed:
+                self._refresh_clusters(session, state)
+                state.refreshed = True
             hit = assign(analysis.fingerprint, self._clusters, CLUSTER_THRESHOLD)
         # Clusters opened earlier in this same transaction are not in the shared index yet.
-        pending: SimilarityIndex | None = session.info.get("pending_clusters")
-        if pending is not None:
-            local = assign(analysis.fingerprint, pending, CLUSTER_THRESHOLD)
+        if len(state.pending):
+            local = assign(analysis.fingerprint, state.pending, CLUSTER_THRESHOLD)
             if local is not None and (hit is None or local.similarity > hit.similarity):
                 hit = local
         if hit is not None:
@@ -186,13 +254,13 @@ class Catalogue:
             )
             session.add(cluster)
             session.flush()
-        # Shared only once committed (the next refresh reads it); until then, this session's.
-        if pending is None:
-            pending = session.info["pending_clusters"] = SimilarityIndex(DEFAULT_SPEC)
-        pending.add([f"{cluster.id:012d}"], [analysis.fingerprint])
+        # Shared only once committed (a later transaction's refresh reads it); until then,
+        # this transaction's.
+        state.opened.append((cluster.id, analysis.fingerprint))
+        state.pending.add([f"{cluster.id:012d}"], [analysis.fingerprint])
         return cluster, True
 
-    def _refresh_clusters(self, session: Session) -> None:
+    def _refresh_clusters(self, session: Session, state: _TransactionClusters) -> None:
         """Add clusters committed since the last refresh to the shared index.
 
         Read on the request's own connection: taking a second pooled connection while holding
@@ -201,11 +269,9 @@ class Catalogue:
         opened are visible here but may still roll back, so they are left out; cluster creation
         is serialised, so every other visible cluster is committed and ids arrive in order.
         """
-        pending: SimilarityIndex | None = session.info.get("pending_clusters")
         query = select(Cluster.id, Cluster.fingerprint).where(Cluster.id > self._last_cluster_id)
-        if pending is not None and len(pending):
-            # SimilarityIndex.keys() is a method returning the keys, not a dict view.
-            query = query.where(Cluster.id.not_in([int(key) for key in pending.keys()]))  # noqa: SIM118
+        if state.opened:
+            query = query.where(Cluster.id.not_in([cluster_id for cluster_id, _ in state.opened]))
         rows = session.execute(query.order_by(Cluster.id)).all()
         if rows:
             self._clusters.add(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -119,17 +121,50 @@ class Enricher:
                 raise InvalidFieldsError(
                     [FieldError(f"{field_prefix}.{input_type.value}", error.reason)]
                 ) from error
-        substance_id = (
-            self.catalogue.substance_id(analysis.identity.inchikey)
-            if analysis is not None and analysis.identity is not None
-            else None
-        )
-        result = Enrichment(input_type, text, analysis, substance_id)
+        return self._remember(Enrichment(input_type, text, analysis, self._substance_id(analysis)))
+
+    def prefetch(self, session: Session, inputs: Iterable[tuple[str, str]]) -> None:
+        """Analyse the structures among `inputs` (kind, text) that are not cached yet, several
+        at a time when the chemistry runs in more than one worker process, so that a batch's
+        new structures do not queue behind each other on one worker. Invalid ones are left for
+        `enrich` to report."""
+        width = getattr(self.chemistry, "workers", 1)
+        analyser = self.catalogue.analyser(session)  # may rebuild, emptying the cache
         with self._lock:
-            self._cache[cache_key] = result
+            todo = [
+                key
+                for key in dict.fromkeys(inputs)
+                if key[0] != InputType.NAME.value and key not in self._cache
+            ]
+        if width < 2 or len(todo) < 2:
+            return
+
+        def analyse(key: tuple[str, str]) -> Analysis | None:
+            try:
+                return self.chemistry.analyse(analyser, key[1], key[0])
+            except InvalidStructureError:
+                return None  # enrich() analyses it again and reports the reason
+
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="prefetch") as executor:
+            analyses = list(executor.map(analyse, todo))
+        for (kind, text), analysis in zip(todo, analyses, strict=True):
+            if analysis is not None:
+                self._remember(
+                    Enrichment(InputType(kind), text, analysis, self._substance_id(analysis))
+                )
+
+    def _substance_id(self, analysis: Analysis | None) -> int | None:
+        if analysis is None or analysis.identity is None:
+            return None
+        return self.catalogue.substance_id(analysis.identity.inchikey)
+
+    def _remember(self, enrichment: Enrichment) -> Enrichment:
+        key = (enrichment.input_type.value, enrichment.input_text)
+        with self._lock:
+            self._cache[key] = enrichment
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return result
+        return enrichment
 
     def cluster_for(
         self, session: Session, enrichment: Enrichment, detected_on: date

@@ -248,6 +248,7 @@ def _store_chunk(
     """
     try:
         with sessions.begin() as session:
+            enricher.prefetch(session, [body.substance.kind_and_text for _, body, _ in pending])
             rows = [
                 service.build(session, principal, body, enricher, import_key=import_key)
                 for _line, body, import_key in pending
@@ -261,7 +262,7 @@ def _store_chunk(
     with sessions.begin() as session:
         for line, body, import_key in pending:
             try:
-                with session.begin_nested():
+                with enricher.catalogue.savepoint(session):
                     service.create(session, principal, body, enricher, import_key=import_key)
             except InvalidFieldsError as error:
                 result.rejections.extend(Rejection(line, e.field, e.reason) for e in error.errors)

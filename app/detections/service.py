@@ -150,18 +150,79 @@ def create_many(
 ) -> list[RecordOutcome]:
     """Validate and store each record on its own: good ones are kept, bad ones reported.
 
-    Each record runs in a SAVEPOINT, so a record that fails late (a lab_reference already used,
-    also by an earlier record of the same batch) is rolled back alone.
+    The rule is one multi-row INSERT: records are validated and enriched first, and a
+    lab_reference already stored (or repeated within the batch) is rejected before anything is
+    written. Only if the insert still fails (another request stored one of the lab_references
+    in the meantime) is the batch redone record by record, each in a SAVEPOINT, so that the
+    record that fails late is rolled back alone.
     """
-    outcomes: list[RecordOutcome] = []
+    organisation_id = _organisation(principal)
+    outcomes: dict[int, RecordOutcome] = {}
+    valid: list[tuple[int, DetectionCreate]] = []
     for index, record in enumerate(records):
         try:
-            body = DetectionCreate.model_validate(record)
+            valid.append((index, DetectionCreate.model_validate(record)))
         except ValidationError as error:
-            outcomes.append(RecordOutcome(index, None, validation_errors(error.errors())))
+            outcomes[index] = RecordOutcome(index, None, validation_errors(error.errors()))
+    references = {body.lab_reference for _, body in valid if body.lab_reference is not None}
+    stored: dict[str, int] = {}
+    if references:
+        stored = {
+            reference: detection_id
+            for reference, detection_id in session.execute(
+                select(Detection.lab_reference, Detection.id).where(
+                    Detection.organisation_id == organisation_id,
+                    Detection.lab_reference.in_(references),
+                )
+            )
+            if reference is not None
+        }
+    enricher.prefetch(session, [body.substance.kind_and_text for _, body in valid])
+    claimed: dict[str, int] = {}
+    accepted: list[tuple[int, DetectionCreate]] = []
+    for index, body in valid:
+        reference = body.lab_reference
+        if reference is not None and reference in stored:
+            reason = f"lab_reference {reference!r} is already used by detection {stored[reference]}"
+        elif reference is not None and reference in claimed:
+            reason = f"lab_reference {reference!r} is already used by record {claimed[reference]}"
+        else:
+            if reference is not None:
+                claimed[reference] = index
+            accepted.append((index, body))
             continue
+        outcomes[index] = RecordOutcome(index, None, [FieldError("lab_reference", reason)])
+    try:
+        with enricher.catalogue.savepoint(session):
+            built: list[tuple[int, Detection]] = []
+            for index, body in accepted:
+                try:
+                    built.append((index, build(session, principal, body, enricher)))
+                except InvalidFieldsError as error:
+                    outcomes[index] = RecordOutcome(index, None, error.errors)
+            session.add_all([detection for _, detection in built])
+            session.flush()
+    except IntegrityError:
+        # Lost a race for a lab_reference: redo these records one by one.
+        for outcome in _create_each(session, principal, accepted, enricher):
+            outcomes[outcome.index] = outcome
+    else:
+        for index, detection in built:
+            outcomes[index] = RecordOutcome(index, detection, [])
+    return [outcomes[index] for index in range(len(records))]
+
+
+def _create_each(
+    session: Session,
+    principal: Principal,
+    records: list[tuple[int, DetectionCreate]],
+    enricher: Enricher,
+) -> list[RecordOutcome]:
+    """Store each record in a SAVEPOINT of its own; a record that fails is rolled back alone."""
+    outcomes: list[RecordOutcome] = []
+    for index, body in records:
         try:
-            with session.begin_nested():
+            with enricher.catalogue.savepoint(session):
                 detection = create(session, principal, body, enricher)
         except InvalidFieldsError as error:
             outcomes.append(RecordOutcome(index, None, error.errors))
