@@ -124,20 +124,18 @@ class Enricher:
         return self._remember(Enrichment(input_type, text, analysis, self._substance_id(analysis)))
 
     def prefetch(self, session: Session, inputs: Iterable[tuple[str, str]]) -> None:
-        """Analyse the structures among `inputs` (kind, text) that are not cached yet, several
-        at a time when the chemistry runs in more than one worker process, so that a batch's
-        new structures do not queue behind each other on one worker. Invalid ones are left for
-        `enrich` to report."""
-        width = getattr(self.chemistry, "workers", 1)
+        """Enrich the inputs (kind, text) that are not cached yet, so that a write transaction
+        that follows finds them cached: on SQLite a write transaction holds the database's one
+        write lock, which must not wait on RDKit. Structures are analysed several at a time
+        when the chemistry runs in more than one worker process. Invalid ones are left for
+        `enrich` to report (the pool remembers those that timed out or crashed a worker)."""
         analyser = self.catalogue.analyser(session)  # may rebuild, emptying the cache
         with self._lock:
-            todo = [
-                key
-                for key in dict.fromkeys(inputs)
-                if key[0] != InputType.NAME.value and key not in self._cache
-            ]
-        if width < 2 or len(todo) < 2:
-            return
+            todo = [key for key in dict.fromkeys(inputs) if key not in self._cache]
+        structures = [key for key in todo if key[0] != InputType.NAME.value]
+        for kind, text in todo:
+            if kind == InputType.NAME.value:
+                self.enrich(session, kind, text)
 
         def analyse(key: tuple[str, str]) -> Analysis | None:
             try:
@@ -145,9 +143,13 @@ class Enricher:
             except InvalidStructureError:
                 return None  # enrich() analyses it again and reports the reason
 
-        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="prefetch") as executor:
-            analyses = list(executor.map(analyse, todo))
-        for (kind, text), analysis in zip(todo, analyses, strict=True):
+        width = min(getattr(self.chemistry, "workers", 1), len(structures))
+        if width > 1:
+            with ThreadPoolExecutor(max_workers=width, thread_name_prefix="prefetch") as pool:
+                analyses = list(pool.map(analyse, structures))
+        else:
+            analyses = [analyse(key) for key in structures]
+        for (kind, text), analysis in zip(structures, analyses, strict=True):
             if analysis is not None:
                 self._remember(
                     Enrichment(InputType(kind), text, analysis, self._substance_id(analysis))

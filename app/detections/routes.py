@@ -46,6 +46,15 @@ def _enricher(request: Request) -> Enricher:
     return enricher
 
 
+def _enrich_ahead(request: Request, inputs: list[tuple[str, str]]) -> None:
+    """Enrich the substances in a read-only session before the write transaction opens, so that
+    the transaction (on SQLite: the database's one write lock) never waits on the chemistry;
+    inside it, `Enricher.enrich` finds them cached."""
+    read_sessions: sessionmaker[Session] = request.app.state.read_sessions
+    with read_sessions.begin() as session:
+        _enricher(request).prefetch(session, inputs)
+
+
 def _idempotent(
     request: Request,
     lab: Principal,
@@ -105,6 +114,8 @@ def create_detection(
 ) -> JSONResponse:
     """Post one detection; it is enriched (identity, match, groups, flags, cluster) and stored."""
 
+    _enrich_ahead(request, [body.substance.kind_and_text])
+
     def work(session: Session) -> dict[str, Any]:
         detection = service.create(session, lab, body, _enricher(request))
         audit.record(
@@ -132,6 +143,8 @@ def create_detections(
 ) -> JSONResponse:
     """Post up to 1,000 detections. Each record is accepted (stored) or rejected (with its
     errors) on its own; the answer lists one result per record, in input order, and counts."""
+
+    _enrich_ahead(request, service.substances_of(body.detections))
 
     def work(session: Session) -> dict[str, Any]:
         outcomes = service.create_many(session, lab, body.detections, _enricher(request))

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.db import utc_now
 from app.deps import Principal
-from app.detections.schemas import DetectionCreate, DetectionUpdate
+from app.detections.schemas import DetectionCreate, DetectionUpdate, SubstanceInput
 from app.enrichment import Enricher
 from app.errors import ConflictError, FieldError, InvalidFieldsError, NotFoundError
 from app.models import Cluster, Detection, Substance
@@ -145,6 +145,18 @@ class RecordOutcome:
     errors: list[FieldError]
 
 
+def substances_of(records: list[Any]) -> list[tuple[str, str]]:
+    """The (kind, text) of each record's substance that passes validation."""
+    found: list[tuple[str, str]] = []
+    for record in records:
+        try:
+            substance = SubstanceInput.model_validate(record.get("substance"))
+        except (AttributeError, ValidationError):
+            continue  # create_many reports it
+        found.append(substance.kind_and_text)
+    return found
+
+
 def create_many(
     session: Session, principal: Principal, records: list[Any], enricher: Enricher
 ) -> list[RecordOutcome]:
@@ -177,7 +189,7 @@ def create_many(
             )
             if reference is not None
         }
-    enricher.prefetch(session, [body.substance.kind_and_text for _, body in valid])
+    enricher.prefetch(session, [body.substance.kind_and_text for _, body in valid])  # if not yet
     claimed: dict[str, int] = {}
     accepted: list[tuple[int, DetectionCreate]] = []
     for index, body in valid:

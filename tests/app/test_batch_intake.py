@@ -4,7 +4,6 @@ survives rolled-back savepoints and sessions used for several transactions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -122,31 +121,33 @@ def test_a_batch_that_loses_a_lab_reference_race_stores_its_other_records(
             "between the batch's check and its insert"
         )
     enricher: Enricher = app.state.enricher
-    original = enricher.prefetch
+    original_build = service.build
     with sessions.begin() as session:
         organisation_id = session.scalar(
             select(Organisation.id).where(Organisation.name == "Lab A")
         )
     assert organisation_id is not None
+    raced: list[int] = []
 
-    def racing_prefetch(session: Session, inputs: Iterable[tuple[str, str]]) -> None:
-        original(session, inputs)
-        # Another request stores RACE-1 and commits, after the batch checked its references.
-        with sessions.begin() as other:
-            principal = Principal(
-                actor="racer",
-                actor_type="api_key",
-                role=ApiRole.LAB,
-                organisation_id=organisation_id,
-            )
-            service.create(
-                other,
-                principal,
-                DetectionCreate.model_validate(record(lab_reference="RACE-1")),
-                enricher,
-            )
+    def racing_build(*args: Any, **kwargs: Any) -> Detection:
+        if not raced:
+            # Another request stores RACE-1 and commits, after the batch checked its references
+            # and before its insert.
+            with sessions.begin() as other:
+                principal = Principal(
+                    actor="racer",
+                    actor_type="api_key",
+                    role=ApiRole.LAB,
+                    organisation_id=organisation_id,
+                )
+                body = DetectionCreate.model_validate(record(lab_reference="RACE-1"))
+                detection = original_build(other, principal, body, enricher)
+                other.add(detection)
+                other.flush()
+                raced.append(detection.id)
+        return original_build(*args, **kwargs)
 
-    monkeypatch.setattr(enricher, "prefetch", racing_prefetch)
+    monkeypatch.setattr(service, "build", racing_build)
     body = post_batch(
         client,
         keys["lab_a"],
@@ -170,6 +171,7 @@ def test_a_batch_that_loses_a_lab_reference_race_stores_its_other_records(
     with sessions.begin() as session:
         references = sorted(filter(None, session.scalars(select(Detection.lab_reference))))
         cluster_ids = set(session.scalars(select(Cluster.id)))
+    assert len(raced) == 1
     assert references == ["OK-1", "OK-2", "RACE-1"]
     assert {d["cluster_id"] for d in accepted} <= cluster_ids
     assert_cluster_counts_match(sessions)
