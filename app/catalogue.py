@@ -19,7 +19,7 @@ from chemistry.analysis import Analyser, Analysis, Reference
 from chemistry.clustering import DEFAULT_THRESHOLD as CLUSTER_THRESHOLD
 from chemistry.clustering import assign
 from chemistry.fingerprints import DEFAULT_SPEC
-from chemistry.similarity import SimilarityIndex
+from chemistry.similarity import Hit, SimilarityIndex
 from chemistry.vocabulary import HIGHLY_POTENT, ControlStatus, PotencyTier
 
 _TIER_ORDER = [
@@ -205,60 +205,69 @@ class Catalogue:
     ) -> tuple[Cluster, bool]:
         """The cluster an unidentified structure joins, or a new one it opens (True).
 
-        Cluster creation is serialised (PostgreSQL: a transaction-scoped advisory lock; SQLite:
-        the write lock every writing transaction takes at BEGIN), so once this transaction holds
-        that lock and has read the clusters committed so far, no other cluster can appear until
-        it ends: the lock and the read are done once per transaction, not once per structure.
+        Joining takes no lock: it writes nothing but the detection's cluster_id. Opening a
+        cluster is serialised (PostgreSQL: a transaction-scoped advisory lock; SQLite: the
+        write lock every writing transaction takes at BEGIN), and decided again under that lock
+        after reading the clusters committed meanwhile, so that two API processes cannot open
+        twin clusters. Because openings are serialised and each commits before the lock is
+        released, committed cluster ids only grow: reading those above the last one seen keeps
+        the shared index complete. The read is done once per transaction, and again on taking
+        the lock.
         """
         assert analysis.identity is not None
         assert analysis.fingerprint is not None
         state = self._state(session)
-        if not state.locked:
-            if session.get_bind().dialect.name == "postgresql":
-                # Serialise cluster assignment so two API processes cannot open twin clusters.
-                session.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLUSTER_LOCK_KEY}
-                )
-            session.connection()  # take the write lock before self._lock (see analyser)
+        if session.get_bind().dialect.name != "postgresql":
+            state.locked = True  # SQLite: this write transaction holds the write lock already
+        session.connection()  # the database transaction before self._lock (see analyser)
+        if not state.refreshed:
+            self._refresh_clusters(session, state)
+            state.refreshed = True
+        hit = self._nearest_cluster(state, analysis.fingerprint)
+        if hit is None and not state.locked:
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLUSTER_LOCK_KEY})
             state.locked = True
-        with self._lock:
-            if not state.refreshed:
-                self._refresh_clusters(session, state)
-                state.refreshed = True
-            hit = assign(analysis.fingerprint, self._clusters, CLUSTER_THRESHOLD)
-        # Clusters opened earlier in this same transaction are not in the shared index yet.
-        if len(state.pending):
-            local = assign(analysis.fingerprint, state.pending, CLUSTER_THRESHOLD)
-            if local is not None and (hit is None or local.similarity > hit.similarity):
-                hit = local
+            self._refresh_clusters(session, state)
+            hit = self._nearest_cluster(state, analysis.fingerprint)
         if hit is not None:
             cluster = session.get(Cluster, int(hit.key))
             if cluster is not None:
                 return cluster, False
         with self._lock:
             traits = self.traits(analyser, analysis)
-            cluster = Cluster(
-                representative_smiles=analysis.identity.smiles,
-                representative_inchikey=analysis.identity.inchikey,
-                fingerprint=analysis.fingerprint,
-                fingerprint_spec=analyser.spec.key,
-                chemical_group=analysis.chemical_group,
-                effect_group=analysis.effect.effect_group if analysis.effect else None,
-                potency_tier=traits.potency_tier,
-                potent_similarity=traits.potent_similarity,
-                controlled_analogue=traits.controlled_analogue,
-                nearest=[
-                    {"name": n.name, "inchikey": n.inchikey, "similarity": round(n.similarity, 4)}
-                    for n in analysis.nearest
-                ],
-            )
-            session.add(cluster)
-            session.flush()
+        cluster = Cluster(
+            representative_smiles=analysis.identity.smiles,
+            representative_inchikey=analysis.identity.inchikey,
+            fingerprint=analysis.fingerprint,
+            fingerprint_spec=analyser.spec.key,
+            chemical_group=analysis.chemical_group,
+            effect_group=analysis.effect.effect_group if analysis.effect else None,
+            potency_tier=traits.potency_tier,
+            potent_similarity=traits.potent_similarity,
+            controlled_analogue=traits.controlled_analogue,
+            nearest=[
+                {"name": n.name, "inchikey": n.inchikey, "similarity": round(n.similarity, 4)}
+                for n in analysis.nearest
+            ],
+        )
+        session.add(cluster)
+        session.flush()
         # Shared only once committed (a later transaction's refresh reads it); until then,
         # this transaction's.
         state.opened.append((cluster.id, analysis.fingerprint))
         state.pending.add([f"{cluster.id:012d}"], [analysis.fingerprint])
         return cluster, True
+
+    def _nearest_cluster(self, state: _TransactionClusters, fingerprint: bytes) -> Hit | None:
+        """The most similar cluster at the threshold, committed or opened by this transaction
+        (those are in no shared index until they are committed)."""
+        with self._lock:
+            hit = assign(fingerprint, self._clusters, CLUSTER_THRESHOLD)
+        if len(state.pending):
+            local = assign(fingerprint, state.pending, CLUSTER_THRESHOLD)
+            if local is not None and (hit is None or local.similarity > hit.similarity):
+                hit = local
+        return hit
 
     def _refresh_clusters(self, session: Session, state: _TransactionClusters) -> None:
         """Add clusters committed since the last refresh to the shared index.
@@ -269,12 +278,16 @@ class Catalogue:
         opened are visible here but may still roll back, so they are left out; cluster creation
         is serialised, so every other visible cluster is committed and ids arrive in order.
         """
-        query = select(Cluster.id, Cluster.fingerprint).where(Cluster.id > self._last_cluster_id)
-        if state.opened:
-            query = query.where(Cluster.id.not_in([cluster_id for cluster_id, _ in state.opened]))
-        rows = session.execute(query.order_by(Cluster.id)).all()
-        if rows:
-            self._clusters.add(
-                [f"{row.id:012d}" for row in rows], [row.fingerprint for row in rows]
+        with self._lock:
+            query = select(Cluster.id, Cluster.fingerprint).where(
+                Cluster.id > self._last_cluster_id
             )
-            self._last_cluster_id = rows[-1].id
+            if state.opened:
+                opened = [cluster_id for cluster_id, _ in state.opened]
+                query = query.where(Cluster.id.not_in(opened))
+            rows = session.execute(query.order_by(Cluster.id)).all()
+            if rows:
+                self._clusters.add(
+                    [f"{row.id:012d}" for row in rows], [row.fingerprint for row in rows]
+                )
+                self._last_cluster_id = rows[-1].id

@@ -7,7 +7,6 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -168,17 +167,15 @@ class Enricher:
                 self._cache.popitem(last=False)
         return enrichment
 
-    def cluster_for(
-        self, session: Session, enrichment: Enrichment, detected_on: date
-    ) -> Cluster | None:
-        """The cluster of an unidentified structure (one matching no reference standard)."""
+    def cluster_for(self, session: Session, enrichment: Enrichment) -> Cluster | None:
+        """The cluster of an unidentified structure (one matching no reference standard).
+
+        A cluster stores no member counts: they are counted from its active detections when
+        shown, so joining a cluster writes nothing but the detection's cluster_id."""
         analysis = enrichment.analysis
         if enrichment.substance_id is not None or analysis is None or analysis.identity is None:
             return None
         cluster, _created = self.catalogue.cluster_for(
             session, analysis, self.catalogue.analyser(session)
         )
-        cluster.member_count += 1
-        cluster.first_seen_on = min(filter(None, [cluster.first_seen_on, detected_on]))
-        cluster.last_seen_on = max(filter(None, [cluster.last_seen_on, detected_on]))
         return cluster

@@ -201,9 +201,6 @@ def generate(engine: Engine, detections: int, substances: int, clusters: int, se
                     "potent_similarity": float(rng.random()),
                     "controlled_analogue": bool(i % 4 == 0),
                     "nearest": [],
-                    "member_count": 0,
-                    "first_seen_on": None,
-                    "last_seen_on": None,
                     "created_at": now,
                 }
                 for i in range(clusters)

@@ -18,7 +18,7 @@ from app.deps import Principal
 from app.detections.schemas import DetectionCreate, DetectionUpdate, SubstanceInput
 from app.enrichment import Enricher
 from app.errors import ConflictError, FieldError, InvalidFieldsError, NotFoundError
-from app.models import Cluster, Detection, Substance
+from app.models import Detection, Substance
 from app.models.enums import DetectionContext, DetectionStatus, SampleType
 from app.problems import validation_errors
 from chemistry.vocabulary import ChemicalGroup, EffectGroup
@@ -64,16 +64,8 @@ def _apply(
     detection.co_detected = [item.model_dump(exclude_none=True) for item in body.co_detected]
     detection.lab_reference = body.lab_reference
     if structure_changed:
-        if detection.cluster_id is not None:
-            _leave_cluster(session, detection.cluster_id)
-        cluster = enricher.cluster_for(session, enrichment, body.detected_on)
+        cluster = enricher.cluster_for(session, enrichment)
         detection.cluster_id = cluster.id if cluster is not None else None
-
-
-def _leave_cluster(session: Session, cluster_id: int) -> None:
-    cluster = session.get(Cluster, cluster_id)
-    if cluster is not None and cluster.member_count > 0:
-        cluster.member_count -= 1
 
 
 def _lab_reference_clash(
@@ -338,8 +330,6 @@ def withdraw(session: Session, principal: Principal, detection_id: int) -> Detec
         raise ConflictError(f"detection {detection_id} is already withdrawn")
     detection.status = DetectionStatus.WITHDRAWN
     detection.withdrawn_at = utc_now()
-    if detection.cluster_id is not None:
-        _leave_cluster(session, detection.cluster_id)
     session.flush()
     return detection
 

@@ -37,9 +37,6 @@ class Cluster(Base):
     potent_similarity: Mapped[float] = mapped_column(default=0.0)
     controlled_analogue: Mapped[bool] = mapped_column(default=False)
     nearest: Mapped[list[Any]] = mapped_column(default=list)  # [{name, inchikey, similarity}]
-    member_count: Mapped[int] = mapped_column(default=0)
-    first_seen_on: Mapped[date | None]
-    last_seen_on: Mapped[date | None]
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
