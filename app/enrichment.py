@@ -122,6 +122,11 @@ class Enricher:
                 ) from error
         return self._remember(Enrichment(input_type, text, analysis, self._substance_id(analysis)))
 
+    def all_cached(self, inputs: Iterable[tuple[str, str]]) -> bool:
+        """Whether every input (kind, text) is in the cache already (no session needed)."""
+        with self._lock:
+            return all(key in self._cache for key in inputs)
+
     def prefetch(self, session: Session, inputs: Iterable[tuple[str, str]]) -> None:
         """Enrich the inputs (kind, text) that are not cached yet, so that a write transaction
         that follows finds them cached: on SQLite a write transaction holds the database's one

@@ -1,7 +1,8 @@
 """Load benchmark: the running service under a realistic mix of lab posts and officer reads.
 
 Run: .venv/bin/python bench/load.py [--backend sqlite|postgres|both] [--duration 30]
-     [--warmup 10] [--concurrency 16] [--rate R] [--workers 2] [--profile DIR] [--small]
+     [--warmup 10] [--concurrency 16] [--rate R] [--workers 2] [--profile DIR [--profile-waits]]
+     [--small]
      [--app MODULE:FACTORY] [--uvicorn-arg=--http=httptools ...]
 
 For each backend it builds a fresh database (a SQLite file in a temporary folder; a new
@@ -727,6 +728,7 @@ async def drive(
     seed: int,
     server_pid: int,
     profile_to: Path | None,
+    waits: bool = False,
 ) -> Run:
     """Closed loop over `concurrency` connections, or `rate` requests/s scheduled ahead."""
     samples: list[Sample] = []
@@ -743,7 +745,7 @@ async def drive(
             await asyncio.sleep(max(0.0, begin - time.perf_counter()))
             snapshots.append(cpu_snapshot(server_pid))
             if profile_to is not None:
-                profiler.append(start_profiler(server_pid, duration, profile_to))
+                profiler.append(start_profiler(server_pid, duration, profile_to, waits=waits))
             await asyncio.sleep(max(0.0, end - time.perf_counter()))
             snapshots.append(cpu_snapshot(server_pid))
 
@@ -798,14 +800,18 @@ async def drive(
 # ---- profiling (optional) ----------------------------------------------------------------
 
 
-def start_profiler(server_pid: int, duration: float, output: Path) -> subprocess.Popen[bytes]:
+def start_profiler(
+    server_pid: int, duration: float, output: Path, *, waits: bool = False
+) -> subprocess.Popen[bytes]:
     """py-spy over the server and its workers for the measured window (raw collapsed stacks).
 
     Only threads holding the GIL are sampled (--gil), so the profile shows where the server's
-    Python CPU goes, not threads waiting on the database or the network.
+    Python CPU goes, not threads waiting on the database or the network; with `waits`, every
+    thread is sampled, waiting or not (--idle), to show where requests wait.
     """
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    command = [py_spy, "record", "--pid", str(server_pid), "--subprocesses", "--gil"]
+    mode = "--idle" if waits else "--gil"
+    command = [py_spy, "record", "--pid", str(server_pid), "--subprocesses", mode]
     command += ["--nonblocking", "--rate", "100", "--duration", str(max(1, int(duration)))]
     command += ["--format", "raw", "--output", str(output)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -1099,6 +1105,7 @@ def run_backend(
                         seed=args.seed,
                         server_pid=server.process.pid,
                         profile_to=profile,
+                        waits=args.profile_waits,
                     )
                 )
                 if server.process.poll() is not None:
@@ -1130,6 +1137,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--history", type=int, help="detections posted before (default 2000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", type=Path, help="py-spy the server into this folder")
+    parser.add_argument(
+        "--profile-waits",
+        action="store_true",
+        help="with --profile: sample waiting threads too, to see where requests wait",
+    )
     parser.add_argument("--small", action="store_true", help="a run of a few seconds")
     parser.add_argument(
         "--app",

@@ -50,9 +50,12 @@ def _enrich_ahead(request: Request, inputs: list[tuple[str, str]]) -> None:
     """Enrich the substances in a read-only session before the write transaction opens, so that
     the transaction (on SQLite: the database's one write lock) never waits on the chemistry;
     inside it, `Enricher.enrich` finds them cached."""
+    enricher = _enricher(request)
+    if enricher.all_cached(inputs):
+        return
     read_sessions: sessionmaker[Session] = request.app.state.read_sessions
     with read_sessions.begin() as session:
-        _enricher(request).prefetch(session, inputs)
+        enricher.prefetch(session, inputs)
 
 
 def _idempotent(
