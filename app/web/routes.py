@@ -86,9 +86,11 @@ def _allowed_actions(alert: Alert) -> dict[str, bool]:
     }
 
 
-def _get_alert(session: Session, user: ConsoleUser, alert_id: int) -> Alert:
+def _get_alert(
+    session: Session, user: ConsoleUser, alert_id: int, *, for_update: bool = False
+) -> Alert:
     try:
-        return triage.get_alert(session, user.principal, alert_id)
+        return triage.get_alert(session, user.principal, alert_id, for_update=for_update)
     except NotFoundError as error:
         raise PageError(f"There is no alert {alert_id}.", 404) from error
 
@@ -165,8 +167,9 @@ def act_on_alert(
     user: CheckedUser,
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    """One triage action, in the same service and audit trail as the API's."""
-    alert = _get_alert(session, user, alert_id)
+    """One triage action, in the same service and audit trail as the API's (and, as there, with
+    the alert's row locked, so that two officers acting at once take turns)."""
+    alert = _get_alert(session, user, alert_id, for_update=True)
     reviewing = action == "acknowledge" and alert.status is AlertStatus.PUBLISHED
     try:
         triage.ACTIONS[action](session, alert, actor=user.email, note=note.strip())
