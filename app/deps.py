@@ -109,7 +109,18 @@ def authenticate(request: Request, bearer: BearerDep, header: ApiKeyHeaderDep) -
         raise AuthenticationError("malformed API key")
     read_sessions: sessionmaker[Session] = request.app.state.read_sessions
     with read_sessions.begin() as session:
-        key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        # Columns, not the ORM entity: this runs on every request.
+        key = session.execute(
+            select(
+                ApiKey.id,
+                ApiKey.prefix,
+                ApiKey.key_hash,
+                ApiKey.role,
+                ApiKey.organisation_id,
+                ApiKey.revoked_at,
+                ApiKey.last_used_at,
+            ).where(ApiKey.prefix == prefix)
+        ).one_or_none()
     if key is None or not api_key_matches(presented, key.key_hash):
         raise AuthenticationError("unknown API key")
     if key.revoked_at is not None:
