@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app.deps import Principal
@@ -20,18 +21,19 @@ def record(
     client_address: str | None = None,
     detail: dict[str, Any] | None = None,
     actor: str = "system",
-) -> AuditLog:
-    """Add an audit row in the caller's transaction (so it commits or rolls back with the work)."""
-    row = AuditLog(
-        actor=principal.actor if principal else actor,
-        actor_type=principal.actor_type if principal else actor,
-        role=principal.role.value if principal else actor,
-        organisation_id=principal.organisation_id if principal else None,
-        action=action,
-        object_type=object_type,
-        object_id=None if object_id is None else str(object_id),
-        client_address=client_address,
-        detail=detail or {},
+) -> None:
+    """Write an audit row in the caller's transaction (so it commits or rolls back with the
+    work). A Core INSERT, not an ORM object: it runs on every write request."""
+    session.execute(
+        insert(AuditLog).values(
+            actor=principal.actor if principal else actor,
+            actor_type=principal.actor_type if principal else actor,
+            role=principal.role.value if principal else actor,
+            organisation_id=principal.organisation_id if principal else None,
+            action=action,
+            object_type=object_type,
+            object_id=None if object_id is None else str(object_id),
+            client_address=client_address,
+            detail=detail or {},
+        )
     )
-    session.add(row)
-    return row

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -72,8 +72,8 @@ def reserve(
     reserved_at = utc_now()
     try:
         with sessions.begin() as session:
-            session.add(
-                IdempotencyRecord(
+            session.execute(
+                insert(IdempotencyRecord).values(
                     organisation_id=organisation_id,
                     key=key,
                     method_path=method_path,
