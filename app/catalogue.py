@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from app.analysis_store import pipeline_key
 from app.models import Cluster, Substance
 from chemistry.analysis import Analyser, Analysis, Reference
 from chemistry.clustering import DEFAULT_THRESHOLD as CLUSTER_THRESHOLD
@@ -53,12 +54,15 @@ _ANALYSERS: OrderedDict[str, Analyser] = OrderedDict()
 _ANALYSERS_LOCK = threading.Lock()
 
 
-def _shared_analyser(references: list[Reference]) -> Analyser:
-    """One Analyser per distinct reference content in this process (building one takes ~1.5 s);
-    catalogues of apps that share a library share it."""
-    digest = hashlib.sha256(
+def references_digest(references: list[Reference]) -> str:
+    return hashlib.sha256(
         "\n".join(sorted(repr(reference) for reference in references)).encode()
     ).hexdigest()
+
+
+def _shared_analyser(references: list[Reference], digest: str) -> Analyser:
+    """One Analyser per distinct reference content in this process (building one takes ~1.5 s);
+    catalogues of apps that share a library share it."""
     with _ANALYSERS_LOCK:
         analyser = _ANALYSERS.get(digest)
         if analyser is None:
@@ -101,6 +105,7 @@ class Catalogue:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._analyser: Analyser | None = None
+        self.pipeline = ""  # names the analyses the current Analyser makes (app/analysis_store)
         self._version: tuple[int, str] | None = None
         self._checked_at = 0.0
         self._substance_ids: dict[str, int] = {}
@@ -132,7 +137,9 @@ class Catalogue:
                     session.scalars(select(Substance).where(Substance.retired_at.is_(None)))
                 )
                 references = [reference_of(s) for s in substances]
-                self._analyser = _shared_analyser(references)
+                digest = references_digest(references)
+                self._analyser = _shared_analyser(references, digest)
+                self.pipeline = pipeline_key(digest)
                 self._substance_ids = {s.inchikey: s.id for s in substances}
                 self._version = version
                 for callback in self.on_change:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import analysis_store
 from app.catalogue import Catalogue
 from app.chemistry_pool import Chemistry, chemistry_for
 from app.errors import FieldError, InvalidFieldsError
@@ -92,11 +93,15 @@ class Enricher:
         self.catalogue.on_change.append(self.invalidate)
         self._cache: OrderedDict[tuple[str, str], Enrichment] = OrderedDict()
         self._cache_size = cache_size
+        # Analyses this process ran and has not stored yet (app/analysis_store.py): stored with
+        # the first detection that carries them.
+        self._unstored: OrderedDict[tuple[str, str], Analysis] = OrderedDict()
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._unstored.clear()
 
     def enrich(
         self, session: Session, kind: str, text: str, *, field_prefix: str = "substance"
@@ -120,7 +125,8 @@ class Enricher:
                 raise InvalidFieldsError(
                     [FieldError(f"{field_prefix}.{input_type.value}", error.reason)]
                 ) from error
-        return self._remember(Enrichment(input_type, text, analysis, self._substance_id(analysis)))
+        enrichment = Enrichment(input_type, text, analysis, self._substance_id(analysis))
+        return self._remember(enrichment, ran=input_type is not InputType.NAME)
 
     def all_cached(self, inputs: Iterable[tuple[str, str]]) -> bool:
         """Whether every input (kind, text) is in the cache already (no session needed)."""
@@ -140,6 +146,15 @@ class Enricher:
         for kind, text in todo:
             if kind == InputType.NAME.value:
                 self.enrich(session, kind, text)
+        if structures:  # analysed before, by another process or before a restart
+            stored = analysis_store.load(
+                session, self.catalogue.pipeline, structures, analyser.references
+            )
+            for (kind, text), analysis in stored.items():
+                self._remember(
+                    Enrichment(InputType(kind), text, analysis, self._substance_id(analysis))
+                )
+            structures = [key for key in structures if key not in stored]
 
         def analyse(key: tuple[str, str]) -> Analysis | None:
             try:
@@ -153,23 +168,37 @@ class Enricher:
                 analyses = list(pool.map(analyse, structures))
         else:
             analyses = [analyse(key) for key in structures]
-        for (kind, text), analysis in zip(structures, analyses, strict=True):
-            if analysis is not None:
+        for (kind, text), result in zip(structures, analyses, strict=True):
+            if result is not None:
                 self._remember(
-                    Enrichment(InputType(kind), text, analysis, self._substance_id(analysis))
+                    Enrichment(InputType(kind), text, result, self._substance_id(result)),
+                    ran=True,
                 )
+
+    def store(self, session: Session, enrichment: Enrichment) -> None:
+        """In the transaction storing a detection: store its analysis for the service's other
+        processes, if this process ran it and has not stored it yet."""
+        key = (enrichment.input_type.value, enrichment.input_text)
+        with self._lock:
+            analysis = self._unstored.pop(key, None)
+        if analysis is not None and analysis is enrichment.analysis:
+            analysis_store.save(session, self.catalogue.pipeline, {key: analysis})
 
     def _substance_id(self, analysis: Analysis | None) -> int | None:
         if analysis is None or analysis.identity is None:
             return None
         return self.catalogue.substance_id(analysis.identity.inchikey)
 
-    def _remember(self, enrichment: Enrichment) -> Enrichment:
+    def _remember(self, enrichment: Enrichment, *, ran: bool = False) -> Enrichment:
         key = (enrichment.input_type.value, enrichment.input_text)
         with self._lock:
             self._cache[key] = enrichment
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+            if ran and enrichment.analysis is not None:
+                self._unstored[key] = enrichment.analysis
+                if len(self._unstored) > self._cache_size:
+                    self._unstored.popitem(last=False)
         return enrichment
 
     def cluster_for(self, session: Session, enrichment: Enrichment) -> Cluster | None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.levels import AlertLevel
 from alerts.rules import Policy
 from alerts.scoring import ScoringParams, Weights
+from app import analysis_store
 from app.db import utc_now
 from app.detections.idempotency import purge_expired
 from app.scoring import service as scoring
@@ -84,6 +85,6 @@ def deliver(context: JobContext) -> None:
 
 
 def purge(context: JobContext) -> int:
-    """Housekeeping: drop idempotency records past their retention."""
+    """Housekeeping: drop idempotency records and stored analyses past their retention."""
     with context.sessions.begin() as session:
-        return purge_expired(session)
+        return purge_expired(session) + analysis_store.purge_expired(session)

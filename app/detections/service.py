@@ -30,6 +30,7 @@ def _apply(
     """Set every stored field of `detection` from a validated body, enriching the substance."""
     kind, text = body.substance.kind_and_text
     enrichment = enricher.enrich(session, kind, text)
+    enricher.store(session, enrichment)
     analysis = enrichment.contract()
     identity = enrichment.identity
     structure_changed = (detection.input_type, detection.input_text) != (

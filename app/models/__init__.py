@@ -1,7 +1,7 @@
 """Every table of the service, re-exported so that Alembic and callers see one metadata."""
 
 from app.models.alert import Alert, AlertEvent, ThreatScore
-from app.models.detection import Cluster, Detection, IdempotencyRecord
+from app.models.detection import Cluster, Detection, IdempotencyRecord, StoredAnalysis
 from app.models.organisation import ApiKey, AuditLog, Organisation, User
 from app.models.subscriber import Delivery, EmailChannel, Subscriber, WebhookEndpoint
 from app.models.substance import Substance, SubstanceName
@@ -18,6 +18,7 @@ __all__ = [
     "EmailChannel",
     "IdempotencyRecord",
     "Organisation",
+    "StoredAnalysis",
     "Subscriber",
     "Substance",
     "SubstanceName",

@@ -112,3 +112,22 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int | None]  # null while the first request is still in flight
     response_body: Mapped[dict[str, Any] | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+
+
+class StoredAnalysis(Base):
+    """The analysis of a submitted structure, kept so that the service's other processes (and
+    this one after a restart) need not run RDKit on it again (see app/analysis_store.py).
+
+    `pipeline` names what produced it: the reference library's content and the chemistry
+    code. Rows of another pipeline are never read; the purge job drops rows past retention.
+    """
+
+    __tablename__ = "stored_analysis"
+    __table_args__ = (UniqueConstraint("pipeline", "input_type", "input_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(64))
+    input_type: Mapped[str] = mapped_column(String(10))
+    input_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the submitted text
+    record: Mapped[dict[str, Any]] = mapped_column()  # chemistry.records.to_record
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
