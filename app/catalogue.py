@@ -286,13 +286,14 @@ class Catalogue:
         is serialised, so every other visible cluster is committed and ids arrive in order.
         """
         with self._lock:
-            query = select(Cluster.id, Cluster.fingerprint).where(
-                Cluster.id > self._last_cluster_id
-            )
-            if state.opened:
-                opened = [cluster_id for cluster_id, _ in state.opened]
-                query = query.where(Cluster.id.not_in(opened))
-            rows = session.execute(query.order_by(Cluster.id)).all()
+            last = self._last_cluster_id
+        # The query runs without self._lock, which every request takes (see analyser).
+        query = select(Cluster.id, Cluster.fingerprint).where(Cluster.id > last)
+        if state.opened:
+            query = query.where(Cluster.id.not_in([cluster_id for cluster_id, _ in state.opened]))
+        rows = session.execute(query.order_by(Cluster.id)).all()
+        with self._lock:
+            rows = [row for row in rows if row.id > self._last_cluster_id]  # not added meanwhile
             if rows:
                 self._clusters.add(
                     [f"{row.id:012d}" for row in rows], [row.fingerprint for row in rows]
