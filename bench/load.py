@@ -761,6 +761,9 @@ async def drive(
 
         async def closed(index: int) -> None:
             rng = random.Random(seed * 1000 + index)
+            # Connections open one by one, as clients arrive: opened in one burst, they are all
+            # accepted by whichever uvicorn worker wakes first, and the others stay idle.
+            await asyncio.sleep(index * min(0.05, warmup / max(1, concurrency) / 2))
             while time.perf_counter() < end:
                 await _send(client, workload, rng, samples)
 
