@@ -20,9 +20,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,6 +55,10 @@ class Reservation:
     reserved_at: datetime
 
 
+# On the table, not the mapped class: a plain Core INSERT, compiled once.
+_RESERVE = insert(cast(Table, IdempotencyRecord.__table__))
+
+
 def reserve(
     sessions: sessionmaker[Session],
     organisation_id: int,
@@ -73,13 +77,14 @@ def reserve(
     try:
         with sessions.begin() as session:
             session.execute(
-                insert(IdempotencyRecord).values(
-                    organisation_id=organisation_id,
-                    key=key,
-                    method_path=method_path,
-                    request_hash=fingerprint,
-                    created_at=reserved_at,
-                )
+                _RESERVE,
+                {
+                    "organisation_id": organisation_id,
+                    "key": key,
+                    "method_path": method_path,
+                    "request_hash": fingerprint,
+                    "created_at": reserved_at,
+                },
             )
         return Reservation(organisation_id, key, reserved_at)
     except IntegrityError:
