@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -96,6 +99,82 @@ def _presented_key(bearer: HTTPAuthorizationCredentials | None, header: str | No
 _TOUCH_INTERVAL = timedelta(minutes=1)
 
 
+@dataclass(frozen=True, slots=True)
+class _KnownKey:
+    id: int
+    prefix: str
+    key_hash: str
+    role: ApiRole
+    organisation_id: int | None
+    revoked: bool
+    last_used_at: datetime | None
+
+
+class KeyCache:
+    """API keys read from the database, trusted for `ttl` seconds (0: read on every request).
+
+    Saves a database round trip per request. A key revoked through this process (console or
+    CLI in-process) is forgotten at once; one revoked by another process is refused by this
+    one within `ttl` seconds (SENTINEL_API_KEY_CACHE_SECONDS). Unknown keys are never cached,
+    so guessing fills nothing; the cache holds hashes, never keys.
+    """
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._entries: dict[str, tuple[float, _KnownKey]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, prefix: str) -> _KnownKey | None:
+        if self.ttl <= 0:
+            return None
+        with self._lock:
+            entry = self._entries.get(prefix)
+        if entry is None or self.clock() - entry[0] > self.ttl:
+            return None
+        return entry[1]
+
+    def put(self, key: _KnownKey) -> None:
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= 10_000:
+                self._entries.clear()
+            self._entries[key.prefix] = (self.clock(), key)
+
+    def forget(self, prefix: str) -> None:
+        with self._lock:
+            self._entries.pop(prefix, None)
+
+
+def _read_key(request: Request, prefix: str) -> _KnownKey | None:
+    read_sessions: sessionmaker[Session] = request.app.state.read_sessions
+    with read_sessions.begin() as session:
+        # Columns, not the ORM entity: this runs on most requests.
+        row = session.execute(
+            select(
+                ApiKey.id,
+                ApiKey.prefix,
+                ApiKey.key_hash,
+                ApiKey.role,
+                ApiKey.organisation_id,
+                ApiKey.revoked_at,
+                ApiKey.last_used_at,
+            ).where(ApiKey.prefix == prefix)
+        ).one_or_none()
+    if row is None:
+        return None
+    return _KnownKey(
+        row.id,
+        row.prefix,
+        row.key_hash,
+        row.role,
+        row.organisation_id,
+        row.revoked_at is not None,
+        row.last_used_at,
+    )
+
+
 def authenticate(request: Request, bearer: BearerDep, header: ApiKeyHeaderDep) -> Principal:
     """Resolve the API key (Authorization: Bearer, or X-API-Key) into a principal."""
     cached: Principal | None = getattr(request.state, "principal", None)
@@ -107,23 +186,15 @@ def authenticate(request: Request, bearer: BearerDep, header: ApiKeyHeaderDep) -
     prefix = split_api_key(presented)
     if prefix is None:
         raise AuthenticationError("malformed API key")
-    read_sessions: sessionmaker[Session] = request.app.state.read_sessions
-    with read_sessions.begin() as session:
-        # Columns, not the ORM entity: this runs on every request.
-        key = session.execute(
-            select(
-                ApiKey.id,
-                ApiKey.prefix,
-                ApiKey.key_hash,
-                ApiKey.role,
-                ApiKey.organisation_id,
-                ApiKey.revoked_at,
-                ApiKey.last_used_at,
-            ).where(ApiKey.prefix == prefix)
-        ).one_or_none()
+    keys: KeyCache = request.app.state.key_cache
+    key = keys.get(prefix)
+    if key is None:
+        key = _read_key(request, prefix)
+        if key is not None:
+            keys.put(key)
     if key is None or not api_key_matches(presented, key.key_hash):
         raise AuthenticationError("unknown API key")
-    if key.revoked_at is not None:
+    if key.revoked:
         raise AuthenticationError("API key has been revoked")
     retry_after = request.app.state.rate_limiter.acquire(prefix)
     if retry_after:
@@ -133,6 +204,7 @@ def authenticate(request: Request, bearer: BearerDep, header: ApiKeyHeaderDep) -
         sessions: sessionmaker[Session] = request.app.state.sessions
         with sessions.begin() as session:
             session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        keys.put(dataclasses.replace(key, last_used_at=now))
     principal = Principal(
         actor=key.prefix,
         actor_type="api_key",

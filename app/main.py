@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from app import openapi, problems
 from app.chemistry_pool import chemistry_for
 from app.db import make_engine, make_sessionmaker
+from app.deps import KeyCache
 from app.detections.routes import router as detections_router
 from app.enrichment import Enricher
 from app.health import router as health_router
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.read_sessions = make_sessionmaker(engine, read_only=True)
     app.state.migration_heads = script_heads()
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
     app.state.enricher = Enricher(chemistry=chemistry_for(settings.chemistry_isolation))
 
     problems.install(app)

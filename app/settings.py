@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 2_000_000
     rate_limit_per_minute: int = 600  # per API key
     rate_limit_burst: int = 120
+    # How long a process trusts an API key it read (0: read it on every request). A key revoked
+    # in another process (another API worker, the CLI) is refused here within this time.
+    api_key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
 
     # Scheduler.
     run_scheduler: bool = False  # `sentinel serve` runs an in-process scheduler only when asked

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from alerts.levels import AlertLevel
@@ -144,6 +145,10 @@ def revoke_key(key_id: int, request: Request, session: SessionDep, user: Checked
     except ServiceError as error:
         return _labs_page(request, session, user, 404, error=error.detail)
     _audit(session, request, user, "api_key.revoke", "api_key", key.prefix)
+    # This process refuses the key as soon as the revocation is committed (others within
+    # SENTINEL_API_KEY_CACHE_SECONDS).
+    forget = request.app.state.key_cache.forget
+    event.listen(session, "after_commit", lambda _session: forget(key.prefix), once=True)
     return _back("labs", "revoked")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
@@ -53,8 +54,12 @@ def test_unknown_key_with_a_real_prefix_is_401(client: TestClient, keys: dict[st
 
 
 def test_revoked_key_is_401(
-    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+    client: TestClient, app: Any, keys: dict[str, str], sessions: sessionmaker[Session]
 ) -> None:
+    """Revoked by another process (here: straight in the database), a key this process has
+    just checked is refused once the key cache's time (SENTINEL_API_KEY_CACHE_SECONDS) is up."""
+    now = [1000.0]
+    app.state.key_cache.clock = lambda: now[0]
     assert (
         client.post("/v1/detections", json=DETECTION, headers=auth(keys["lab_a"])).status_code
         == 201
@@ -62,6 +67,10 @@ def test_revoked_key_is_401(
     prefix = split_api_key(keys["lab_a"])
     with sessions.begin() as session:
         session.execute(update(ApiKey).where(ApiKey.prefix == prefix).values(revoked_at=utc_now()))
+    now[0] += app.state.key_cache.ttl / 2
+    still = client.post("/v1/detections", json=DETECTION, headers=auth(keys["lab_a"]))
+    assert still.status_code == 201  # within the cache time
+    now[0] += app.state.key_cache.ttl
     body = assert_problem(
         client.post("/v1/detections", json=DETECTION, headers=auth(keys["lab_a"])), 401
     )
