@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,8 +55,20 @@ class Reservation:
     reserved_at: datetime
 
 
-# On the table, not the mapped class: a plain Core INSERT, compiled once.
-_RESERVE = insert(cast(Table, IdempotencyRecord.__table__))
+# On the table, not the mapped class: plain Core statements, compiled once (they run on every
+# request that sends a key).
+_TABLE = cast(Table, IdempotencyRecord.__table__)
+_RESERVE = insert(_TABLE)
+_COMPLETE = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.organisation_id == bindparam("held_organisation"),
+        _TABLE.c.key == bindparam("held_key"),
+        _TABLE.c.created_at == bindparam("held_at"),
+        _TABLE.c.status_code.is_(None),
+    )
+    .values(status_code=bindparam("new_status"), response_body=bindparam("new_body"))
+)
 
 
 def reserve(
@@ -142,9 +154,14 @@ def complete(
     is still ours; if a retry took it over meanwhile, fail so that this work is rolled back.
     (On PostgreSQL the UPDATE waits for a competing holder's transaction, then re-checks.)"""
     result = session.execute(
-        update(IdempotencyRecord)
-        .where(_held(reservation))
-        .values(status_code=status_code, response_body=body)
+        _COMPLETE,
+        {
+            "held_organisation": reservation.organisation_id,
+            "held_key": reservation.key,
+            "held_at": reservation.reserved_at,
+            "new_status": status_code,
+            "new_body": body,
+        },
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise ConflictError(

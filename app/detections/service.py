@@ -6,10 +6,10 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import Select, select
+from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -74,12 +74,21 @@ def _lab_reference_clash(
 ) -> int | None:
     if lab_reference is None:
         return None
-    query = select(Detection.id).where(
-        Detection.organisation_id == organisation_id, Detection.lab_reference == lab_reference
+    found: int | None = session.scalar(
+        _CLASH if exclude_id is None else _CLASH_EXCEPT,
+        {"organisation": organisation_id, "reference": lab_reference, "exclude": exclude_id},
     )
-    if exclude_id is not None:
-        query = query.where(Detection.id != exclude_id)
-    return session.scalar(query)
+    return found
+
+
+# On the table, not the mapped class: a plain Core statement, compiled once (every post with a
+# lab_reference runs it).
+_DETECTIONS = cast(Table, Detection.__table__)
+_CLASH = select(_DETECTIONS.c.id).where(
+    _DETECTIONS.c.organisation_id == bindparam("organisation"),
+    _DETECTIONS.c.lab_reference == bindparam("reference"),
+)
+_CLASH_EXCEPT = _CLASH.where(_DETECTIONS.c.id != bindparam("exclude"))
 
 
 def build(

@@ -224,6 +224,25 @@ def test_lab_corrects_its_detection_and_the_change_is_audited(
         assert row.detail["changes"]["purity_percent"] == {"before": None, "after": 80.0}
 
 
+def test_a_correction_may_keep_its_lab_reference_but_not_take_anothers(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    lab = auth(keys["lab_a"])
+    first = client.post("/v1/detections", json=record(lab_reference="R-1"), headers=lab).json()
+    second = client.post("/v1/detections", json=record(lab_reference="R-2"), headers=lab).json()
+    kept = client.patch(
+        f"/v1/detections/{first['id']}",
+        json={"lab_reference": "R-1", "purity_percent": 12},
+        headers=lab,
+    )
+    assert kept.status_code == 200, kept.text
+    taken = client.patch(
+        f"/v1/detections/{second['id']}", json={"lab_reference": "R-1"}, headers=lab
+    )
+    assert taken.status_code == 409
+    assert str(first["id"]) in taken.json()["detail"]
+
+
 def test_correction_is_validated_like_a_new_detection(
     client: TestClient, keys: dict[str, str]
 ) -> None:
