@@ -177,7 +177,9 @@ class Enricher:
 
     def store(self, session: Session, enrichment: Enrichment) -> None:
         """In the transaction storing a detection: store its analysis for the service's other
-        processes, if this process ran it and has not stored it yet."""
+        processes, if this process ran it and has not stored it yet. Tried once: if that
+        transaction rolls back, the others run the chemistry themselves (nothing is wrong,
+        only slower)."""
         key = (enrichment.input_type.value, enrichment.input_text)
         with self._lock:
             analysis = self._unstored.pop(key, None)
