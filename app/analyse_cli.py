@@ -20,19 +20,7 @@ CHUNK = 256
 
 def references_from_library() -> list[Reference]:
     """References straight from the data files: `analyse` needs no database."""
-    return [
-        Reference(
-            name=r.name,
-            inchikey=r.identity.inchikey,
-            smiles=r.identity.smiles,
-            chemical_group=r.chemical_group,
-            effect_group=r.effect_group,
-            control=r.control,
-            potency_tier=r.potency_tier,
-            category=r.category,
-        )
-        for r in load_library().records
-    ]
+    return load_library().references()
 
 
 def _init_worker() -> None:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from nps_analogues import analogues
 
-from chemistry.analysis import Analyser, Reference
+from chemistry.analysis import Analyser
 from chemistry.clustering import assign
 from chemistry.fingerprints import fingerprint
 from chemistry.generic_definitions import generic_definitions
@@ -37,21 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     library = load_library()
     start = time.perf_counter()
-    analyser = Analyser(
-        [
-            Reference(
-                r.name,
-                r.identity.inchikey,
-                r.identity.smiles,
-                r.chemical_group,
-                r.effect_group,
-                r.control,
-                r.potency_tier,
-                r.category,
-            )
-            for r in library.records
-        ]
-    )
+    analyser = Analyser(library.references())
     print(
         f"Analyser over {len(library.records)} references built in "
         f"{time.perf_counter() - start:.2f} s"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from chemistry.analysis import Reference
 from chemistry.errors import InvalidStructureError
 from chemistry.structures import Identity, identify_text
 from chemistry.vocabulary import (
@@ -88,6 +89,20 @@ class ReferenceRecord:
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.synonyms)
 
+    @property
+    def reference(self) -> Reference:
+        """The record as the chemistry's Analyser takes it."""
+        return Reference(
+            self.name,
+            self.identity.inchikey,
+            self.identity.smiles,
+            self.chemical_group,
+            self.effect_group,
+            self.control,
+            self.potency_tier,
+            self.category,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Library:
@@ -97,6 +112,9 @@ class Library:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def references(self) -> list[Reference]:
+        return [record.reference for record in self.records]
 
     def counts_by(self, attribute: str) -> dict[str, int]:
         counts = Counter(str(getattr(record, attribute)) for record in self.records)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from chemistry.analysis import Analyser, Reference
+from chemistry.analysis import Analyser
 from chemistry.errors import InvalidStructureError
 from chemistry.mass import PROTON_MASS, MassReference, formula_mass, screen
 
@@ -48,21 +48,7 @@ def library() -> Any:
 
 @pytest.fixture(scope="module")
 def analyser(library: Any) -> Analyser:
-    return Analyser(
-        [
-            Reference(
-                r.name,
-                r.identity.inchikey,
-                r.identity.smiles,
-                r.chemical_group,
-                r.effect_group,
-                r.control,
-                r.potency_tier,
-                r.category,
-            )
-            for r in library.records
-        ]
-    )
+    return Analyser(library.references())
 
 
 def test_nps_facl_medicines_are_rarely_flagged_and_nps_always(analyser: Analyser) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chemistry.analysis import Analyser, Reference
+from chemistry.analysis import Analyser
 from chemistry.records import RECORD_VERSION, from_record, to_record
 from reference_standards import load_library
 
@@ -25,21 +25,7 @@ INPUTS = [
 @pytest.fixture(scope="module")
 def analyser() -> Analyser:
     library = load_library()
-    return Analyser(
-        [
-            Reference(
-                r.name,
-                r.identity.inchikey,
-                r.identity.smiles,
-                r.chemical_group,
-                r.effect_group,
-                r.control,
-                r.potency_tier,
-                r.category,
-            )
-            for r in library.records
-        ]
-    )
+    return Analyser(library.references())
 
 
 @pytest.mark.parametrize(("fmt", "text"), INPUTS)
