@@ -80,6 +80,25 @@ def test_a_wrong_password_and_an_unknown_email_get_the_same_generic_answer(
     assert len(failed) == 2
 
 
+def test_a_failed_sign_in_keeps_no_text_that_is_not_an_account(
+    client: TestClient, users: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    """People type passwords into the email field: such text must not reach the audit trail."""
+    sign_in(client, "my-secret-passphrase-42", PASSWORD)
+    sign_in(client, users["officer"], "not the password")
+    with sessions.begin() as session:
+        details = [
+            row.detail
+            for row in session.scalars(
+                select(AuditLog).where(AuditLog.action == "console.login_failed")
+            )
+        ]
+    assert "my-secret-passphrase-42" not in str(details)
+    unknown, known = details
+    assert unknown["typed"].startswith("sha256:")
+    assert known["email"] == users["officer"]
+
+
 def test_five_failures_lock_the_account_for_a_while(
     client: TestClient, users: dict[str, str], sessions: sessionmaker[Session]
 ) -> None:
