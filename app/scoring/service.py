@@ -46,9 +46,15 @@ def run(
 ) -> list[Scored]:
     """Score every subject as of the end of `as_of`, using detections up to that day only."""
     now = now or utc_now()
+    # Locked until the pass commits (PostgreSQL; SQLite's writers take turns anyway): an
+    # officer's action at the same moment waits for the pass and then applies to what it wrote,
+    # instead of being overwritten by it. Actions lock the one alert they change, so the two
+    # cannot wait on each other.
     open_alerts = {
         alert.subject_key: alert
-        for alert in session.scalars(select(Alert).where(Alert.status.in_(OPEN_STATUSES)))
+        for alert in session.scalars(
+            select(Alert).where(Alert.status.in_(OPEN_STATUSES)).with_for_update(of=Alert)
+        )
     }
     past = _AlertHistory.load(session)
     scored: list[tuple[Subject, ThreatScore, Decision, Alert | None]] = []
