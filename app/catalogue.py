@@ -98,6 +98,22 @@ class _TransactionClusters:
     opened: list[tuple[int, bytes]] = field(default_factory=list)
     pending: SimilarityIndex = field(default_factory=lambda: SimilarityIndex(DEFAULT_SPEC))
 
+    def open(self, cluster_id: int, fingerprint: bytes) -> None:
+        self.opened.append((cluster_id, fingerprint))
+        self.pending.add([_index_key(cluster_id)], [fingerprint])
+
+    def forget_after(self, mark: int) -> None:
+        """Forget the clusters opened after the first `mark` (their savepoint rolled back)."""
+        if len(self.opened) > mark:
+            kept = self.opened[:mark]
+            self.opened, self.pending = [], SimilarityIndex(DEFAULT_SPEC)
+            for cluster_id, fingerprint in kept:
+                self.open(cluster_id, fingerprint)
+
+
+def _index_key(cluster_id: int) -> str:
+    return f"{cluster_id:012d}"  # zero-padded: key order is id order
+
 
 class Catalogue:
     """Thread-safe holder of the Analyser, rebuilt when the reference library changes."""
@@ -197,14 +213,7 @@ class Catalogue:
         except BaseException:
             state = self._state(session)
             state.locked = state.refreshed = False
-            if len(state.opened) > mark:
-                state.opened = state.opened[:mark]
-                state.pending = SimilarityIndex(DEFAULT_SPEC)
-                if state.opened:
-                    state.pending.add(
-                        [f"{cluster_id:012d}" for cluster_id, _ in state.opened],
-                        [fingerprint for _, fingerprint in state.opened],
-                    )
+            state.forget_after(mark)
             raise
 
     def cluster_for(
@@ -261,8 +270,7 @@ class Catalogue:
         session.flush()
         # Shared only once committed (a later transaction's refresh reads it); until then,
         # this transaction's.
-        state.opened.append((cluster.id, analysis.fingerprint))
-        state.pending.add([f"{cluster.id:012d}"], [analysis.fingerprint])
+        state.open(cluster.id, analysis.fingerprint)
         return cluster, True
 
     def _nearest_cluster(self, state: _TransactionClusters, fingerprint: bytes) -> Hit | None:
@@ -296,6 +304,6 @@ class Catalogue:
             rows = [row for row in rows if row.id > self._last_cluster_id]  # not added meanwhile
             if rows:
                 self._clusters.add(
-                    [f"{row.id:012d}" for row in rows], [row.fingerprint for row in rows]
+                    [_index_key(row.id) for row in rows], [row.fingerprint for row in rows]
                 )
                 self._last_cluster_id = rows[-1].id

@@ -113,10 +113,10 @@ class _KnownKey:
 class KeyCache:
     """API keys read from the database, trusted for `ttl` seconds (0: read on every request).
 
-    Saves a database round trip per request. A key revoked through this process (console or
-    CLI in-process) is forgotten at once; one revoked by another process is refused by this
-    one within `ttl` seconds (SENTINEL_API_KEY_CACHE_SECONDS). Unknown keys are never cached,
-    so guessing fills nothing; the cache holds hashes, never keys.
+    Saves a database round trip per request. A key revoked through this process's console is
+    forgotten when the revocation commits; one revoked elsewhere (another API process, the CLI)
+    is refused by this one within `ttl` seconds (SENTINEL_API_KEY_CACHE_SECONDS). Unknown keys
+    are never cached, so guessing fills nothing; the cache holds hashes, never keys.
     """
 
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:

@@ -59,16 +59,28 @@ class Reservation:
 # request that sends a key).
 _TABLE = cast(Table, IdempotencyRecord.__table__)
 _RESERVE = insert(_TABLE)
+# "The record still carries this reservation": the fence both completion and release check.
+_HELD = (
+    (_TABLE.c.organisation_id == bindparam("held_organisation"))
+    & (_TABLE.c.key == bindparam("held_key"))
+    & (_TABLE.c.created_at == bindparam("held_at"))
+    & _TABLE.c.status_code.is_(None)
+)
 _COMPLETE = (
     update(_TABLE)
-    .where(
-        _TABLE.c.organisation_id == bindparam("held_organisation"),
-        _TABLE.c.key == bindparam("held_key"),
-        _TABLE.c.created_at == bindparam("held_at"),
-        _TABLE.c.status_code.is_(None),
-    )
+    .where(_HELD)
     .values(status_code=bindparam("new_status"), response_body=bindparam("new_body"))
 )
+_RELEASE = delete(_TABLE).where(_HELD)
+
+
+def _held(reservation: Reservation) -> dict[str, Any]:
+    """The parameters of _HELD for a reservation."""
+    return {
+        "held_organisation": reservation.organisation_id,
+        "held_key": reservation.key,
+        "held_at": reservation.reserved_at,
+    }
 
 
 def reserve(
@@ -138,15 +150,6 @@ def reserve(
     raise ConflictError("a request with this Idempotency-Key is still being processed")
 
 
-def _held(reservation: Reservation) -> Any:
-    return (
-        (IdempotencyRecord.organisation_id == reservation.organisation_id)
-        & (IdempotencyRecord.key == reservation.key)
-        & (IdempotencyRecord.created_at == reservation.reserved_at)
-        & IdempotencyRecord.status_code.is_(None)
-    )
-
-
 def complete(
     session: Session, reservation: Reservation, status_code: int, body: dict[str, Any]
 ) -> None:
@@ -154,14 +157,7 @@ def complete(
     is still ours; if a retry took it over meanwhile, fail so that this work is rolled back.
     (On PostgreSQL the UPDATE waits for a competing holder's transaction, then re-checks.)"""
     result = session.execute(
-        _COMPLETE,
-        {
-            "held_organisation": reservation.organisation_id,
-            "held_key": reservation.key,
-            "held_at": reservation.reserved_at,
-            "new_status": status_code,
-            "new_body": body,
-        },
+        _COMPLETE, _held(reservation) | {"new_status": status_code, "new_body": body}
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise ConflictError(
@@ -172,7 +168,7 @@ def complete(
 def release(sessions: sessionmaker[Session], reservation: Reservation) -> None:
     """Drop a reservation whose work failed, so the key can be used again."""
     with sessions.begin() as session:
-        session.execute(delete(IdempotencyRecord).where(_held(reservation)))
+        session.execute(_RELEASE, _held(reservation))
 
 
 def purge_expired(session: Session) -> int:
